@@ -1,0 +1,78 @@
+"""Settings: one table of flat defaults, overridden by TRAWL_* environment variables.
+
+Every tunable of the engine lives here, so the CLI, the server and the tests
+read the same names. `load()` is cheap and pure (it only reads the
+environment it is given), so tests build settings for a temporary database
+without touching global state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+
+from trawl import __version__
+
+HARD_MAX_WORKERS = 300
+DEFAULT_USER_AGENT = f"Trawl/{__version__} (+https://github.com/trawl-crawler/trawl)"
+
+
+def _default_max_workers() -> int:
+    return min(HARD_MAX_WORKERS, 2 * (os.cpu_count() or 1))
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "sqlite:///trawl.db"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    api_token: str | None = None
+    max_workers: int = field(default_factory=_default_max_workers)
+    allow_private_networks: bool = False
+    user_agent: str = DEFAULT_USER_AGENT
+    # The name this machine presents in the workers table; several
+    # supervisors on one box can pretend to be different hosts with it.
+    node: str = field(default_factory=lambda: os.uname().nodename)
+    # Where the supervisor keeps its lock file and log.
+    run_dir: str = "run"
+
+    # Request limits of the web layer.
+    max_body_bytes: int = 4 * 1024 * 1024
+    # Worker leases and heartbeats (seconds).
+    lease_s: float = 60.0
+    heartbeat_s: float = 2.0
+    worker_dead_after_s: float = 10.0
+    # Fetching.
+    connect_timeout_s: float = 10.0
+    total_timeout_s: float = 30.0
+    max_page_bytes: int = 5 * 1024 * 1024
+
+
+_BOOL_TRUE = {"1", "true", "yes", "on"}
+
+
+def _coerce(kind: type, raw: str):
+    if kind is bool:
+        return raw.strip().lower() in _BOOL_TRUE
+    if kind is int:
+        return int(raw)
+    if kind is float:
+        return float(raw)
+    return raw
+
+
+def load(environ: dict[str, str] | None = None) -> Settings:
+    """Settings from TRAWL_<FIELD> variables of `environ` (default os.environ)."""
+    env = os.environ if environ is None else environ
+    values = {}
+    for f in dataclasses.fields(Settings):
+        raw = env.get("TRAWL_" + f.name.upper())
+        if raw is None or raw == "":
+            continue
+        kind = {"int": int, "float": float, "bool": bool}.get(str(f.type).split(" ")[0], str)
+        values[f.name] = _coerce(kind, raw)
+    settings = Settings(**values)
+    return dataclasses.replace(
+        settings, max_workers=max(1, min(HARD_MAX_WORKERS, settings.max_workers))
+    )
