@@ -1,0 +1,377 @@
+"""Trawl's web layer and CLI: routes, validation, the early response, SSE.
+
+Nothing here crawls or writes SQL: requests are validated, handed to the
+store (`trawl.store`), and the workers are triggered only after the
+response has left (`trawl.trigger`). Run `python app.py --help` for the CLI.
+"""
+
+from __future__ import annotations
+
+import csv
+import hmac
+import io
+import json
+import sys
+import time
+
+import bottle
+from bottle import Bottle, HTTPResponse, request, response
+
+from trawl import config, progress, trigger
+from trawl.health import run_checks
+from trawl.jobs import InvalidOptions, TransitionRefused, parse_options
+from trawl.store import open_database
+from trawl.store import job_rows, registry, results
+from trawl.store.job_rows import JobNotFound
+
+SETTINGS = config.load()
+# One pool per process; connections are taken per request block, never shared.
+DB = open_database(SETTINGS.database_url)
+bottle.BaseRequest.MEMFILE_MAX = SETTINGS.max_body_bytes
+
+app = Bottle()
+
+
+# -- JSON answers and errors ---------------------------------------------------
+
+
+def json_response(data, status: int = 200, headers: dict | None = None) -> HTTPResponse:
+    body = json.dumps(data, separators=(",", ":")).encode()
+    out = HTTPResponse(body, status=status, headers=headers or {})
+    out.content_type = "application/json"
+    out.set_header("Content-Length", str(len(body)))
+    return out
+
+
+def fail(status: int, error: str, fields: dict | None = None) -> HTTPResponse:
+    """Raise this to leave a handler with a 4xx JSON error naming the fields."""
+    return json_response({"error": error, "fields": fields or {}}, status)
+
+
+def wants_json() -> bool:
+    return request.path.startswith("/api/") or "application/json" in request.get_header("Accept", "")
+
+
+@app.error(404)
+@app.error(405)
+@app.error(413)
+@app.error(500)
+def error_page(err: bottle.HTTPError):
+    messages = {404: "not found", 405: "method not allowed", 413: "request body too large",
+                500: "internal error"}
+    response.content_type = "application/json"
+    return json.dumps({"error": messages.get(err.status_code, err.status_line), "fields": {}})
+
+
+# -- auth ------------------------------------------------------------------------
+
+
+def token_ok(header: str) -> bool:
+    expected = SETTINGS.api_token or ""
+    given = header[7:] if header.startswith("Bearer ") else ""
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+@app.hook("before_request")
+def require_token():
+    if SETTINGS.api_token and request.path.startswith("/api/"):
+        if not token_ok(request.get_header("Authorization", "")):
+            raise fail(401, "missing or wrong bearer token", {"Authorization": "Bearer token required"})
+
+
+# -- request parsing ------------------------------------------------------------
+
+
+def int_param(name: str, default: int, low: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise fail(400, f"invalid query parameter {name}", {name: f"must be a whole number from {low} to {high}"})
+    return int(raw)
+
+
+def _urls_from_upload(upload) -> list[str]:
+    """A .txt or .csv list of seeds: every cell that looks like a URL."""
+    text = upload.file.read(SETTINGS.max_body_bytes + 1).decode("utf-8", errors="replace")
+    urls = []
+    for row in csv.reader(io.StringIO(text)):
+        urls.extend(cell.strip() for cell in row if cell.strip().lower().startswith(("http://", "https://")))
+    return urls
+
+
+def read_job_body() -> tuple[object, bool]:
+    """(body, from_form) of a job-creation request, or raise a 4xx."""
+    if (request.content_length or 0) > SETTINGS.max_body_bytes:
+        raise fail(413, "request body too large", {"body": f"at most {SETTINGS.max_body_bytes} bytes"})
+    ctype = (request.content_type or "").split(";")[0].strip().lower()
+    if ctype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        form = {k: request.forms.getunicode(k) for k in request.forms.keys()}
+        upload = request.files.get("urls_file")
+        if upload is not None and upload.filename:
+            extra = _urls_from_upload(upload)
+            form["urls"] = "\n".join(filter(None, [form.get("urls") or "", *extra]))
+        return form, True
+    if ctype not in ("application/json", ""):
+        raise fail(415, "unsupported content type", {"Content-Type": "use application/json or a form"})
+    raw = request.body.read(SETTINGS.max_body_bytes + 1)
+    if len(raw) > SETTINGS.max_body_bytes:
+        raise fail(413, "request body too large", {"body": f"at most {SETTINGS.max_body_bytes} bytes"})
+    try:
+        return json.loads(raw.decode("utf-8")), False
+    except (ValueError, RecursionError):
+        raise fail(400, "body is not valid JSON", {"body": "invalid JSON"}) from None
+
+
+# -- the early response -----------------------------------------------------------
+
+
+class BodyThenTrigger:
+    """A WSGI body that fires the worker trigger from close().
+
+    The server calls close() only after it has written the whole body to the
+    socket, so the trigger can never delay the client. Bottle keeps our
+    close() when it wraps the iterable; gunicorn calls it after resp.close().
+    """
+
+    def __init__(self, body: bytes, reason: str):
+        self.body = body
+        self.reason = reason
+
+    def __iter__(self):
+        yield self.body
+
+    def close(self) -> None:
+        trigger.fire(SETTINGS, self.reason)
+
+
+def accepted_with_trigger(data: dict, location: str, reason: str) -> HTTPResponse:
+    body = json.dumps(data, separators=(",", ":")).encode()
+    out = HTTPResponse(BodyThenTrigger(body, reason), status=202)
+    out.content_type = "application/json"
+    out.set_header("Content-Length", str(len(body)))
+    out.set_header("Location", location)
+    # gunicorn drops this hop-by-hop header and closes by itself (see
+    # gunicorn.conf.py pre_request); other servers honour it.
+    out.set_header("Connection", "close")
+    return out
+
+
+# -- jobs --------------------------------------------------------------------------
+
+
+def load_job_or_404(job_id: str) -> dict:
+    try:
+        return job_rows.load_job(DB, job_id)
+    except JobNotFound:
+        raise fail(404, "no such job", {"id": job_id}) from None
+
+
+def live_workers_for(job_id: str) -> int:
+    return registry.count_live_workers(DB, job_id, SETTINGS.worker_dead_after_s)
+
+
+@app.post("/api/jobs")
+def create_job():
+    body, from_form = read_job_body()
+    try:
+        options = parse_options(body, from_form=from_form)
+    except InvalidOptions as exc:
+        raise fail(400, "invalid job options", exc.fields) from None
+    row = job_rows.insert_job(DB, options)
+    links = progress.job_links(row["id"])
+    return accepted_with_trigger(
+        {"id": row["id"], "status": row["status"], "links": links},
+        location=links["self"], reason=f"job {row['id']}",
+    )
+
+
+@app.get("/api/jobs")
+def list_jobs():
+    limit = int_param("limit", 20, 1, 200)
+    before = request.query.get("before") or None
+    status = request.query.get("status") or None
+    rows, cursor = job_rows.list_jobs(DB, limit, before, status)
+    return json_response({"jobs": [progress.job_document(r) for r in rows], "next": cursor})
+
+
+@app.get("/api/jobs/<job_id>")
+def get_job(job_id: str):
+    job = load_job_or_404(job_id)
+    return json_response(progress.job_document(job, live_workers_for(job_id)))
+
+
+@app.get("/api/jobs/<job_id>/progress")
+def get_progress(job_id: str):
+    try:
+        version, _ = job_rows.job_version(DB, job_id)
+    except JobNotFound:
+        raise fail(404, "no such job", {"id": job_id}) from None
+    headers = {"ETag": progress.etag(version), "Cache-Control": "no-cache"}
+    if progress.etag_matches(request.get_header("If-None-Match"), version):
+        return HTTPResponse(status=304, headers=headers)
+    job = load_job_or_404(job_id)
+    headers["ETag"] = progress.etag(int(job["version"]))
+    return json_response(progress.progress_document(job, live_workers_for(job_id)), headers=headers)
+
+
+@app.get("/api/jobs/<job_id>/events")
+def stream_events(job_id: str):
+    load_job_or_404(job_id)
+    last = progress.parse_last_event_id(
+        request.get_header("Last-Event-ID") or request.query.get("lastEventId"))
+
+    def read_version():
+        return job_rows.job_version(DB, job_id)
+
+    def read_progress():
+        return progress.progress_document(job_rows.load_job(DB, job_id), live_workers_for(job_id))
+
+    response.content_type = "text/event-stream"
+    response.set_header("Cache-Control", "no-cache")
+    response.set_header("X-Accel-Buffering", "no")
+    return progress.watch(read_version, read_progress, last)
+
+
+def job_action(job_id: str, action: str):
+    try:
+        job = job_rows.apply_action(DB, job_id, action)
+    except JobNotFound:
+        raise fail(404, "no such job", {"id": job_id}) from None
+    except TransitionRefused as exc:
+        raise fail(409, str(exc), {"status": exc.status.value}) from None
+    doc = progress.job_document(job)
+    if action in ("resume", "retry"):
+        return accepted_with_trigger(doc, doc["links"]["self"], reason=f"{action} {job_id}")
+    return json_response(doc)
+
+
+@app.post("/api/jobs/<job_id>/<action:re:cancel|pause|resume|retry>")
+def act_on_job(job_id: str, action: str):
+    return job_action(job_id, action)
+
+
+@app.delete("/api/jobs/<job_id>")
+def delete_job(job_id: str):
+    try:
+        job_rows.delete_job(DB, job_id)
+    except JobNotFound:
+        raise fail(404, "no such job", {"id": job_id}) from None
+    except TransitionRefused as exc:
+        raise fail(409, "only a finished job can be deleted; cancel it first",
+                   {"status": exc.status.value}) from None
+    return json_response({"id": job_id, "deleted": True})
+
+
+# -- results -------------------------------------------------------------------------
+
+
+def stream_csv(rows, fields):
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(fields)
+    for row in rows:
+        writer.writerow([";".join(row[f]) if isinstance(row[f], list) else row[f] for f in fields])
+        if buf.tell() > 64 * 1024:
+            yield buf.getvalue().encode()
+            buf.seek(0)
+            buf.truncate()
+    yield buf.getvalue().encode()
+
+
+@app.get("/api/jobs/<job_id>/emails")
+def list_emails(job_id: str):
+    load_job_or_404(job_id)
+    q = (request.query.getunicode("q") or "").strip() or None
+    fmt = request.query.get("format") or "json"
+    if fmt == "csv":
+        response.content_type = "text/csv; charset=utf-8"
+        response.set_header("Content-Disposition", f'attachment; filename="trawl-{job_id}-emails.csv"')
+        return stream_csv(results.iter_emails(DB, job_id, q), results.EMAIL_FIELDS)
+    if fmt != "json":
+        raise fail(400, "unknown format", {"format": "json or csv"})
+    limit = int_param("limit", 100, 1, 1000)
+    offset = int_param("offset", 0, 0, 10**9)
+    emails, total = results.list_emails(DB, job_id, limit, offset, q)
+    return json_response({"emails": emails, "total": total})
+
+
+@app.get("/api/jobs/<job_id>/pages")
+def list_pages(job_id: str):
+    load_job_or_404(job_id)
+    state = request.query.get("state") or None
+    if state and state not in results.PAGE_STATES:
+        raise fail(400, "unknown page state", {"state": "one of " + ", ".join(results.PAGE_STATES)})
+    limit = int_param("limit", 100, 1, 1000)
+    offset = int_param("offset", 0, 0, 10**9)
+    pages, total = results.list_pages(DB, job_id, limit, offset, state)
+    return json_response({"pages": pages, "total": total})
+
+
+# -- workers, stats, health, metrics ------------------------------------------------------
+
+
+def worker_document(row: dict) -> dict:
+    doc = {k: row[k] for k in ("id", "host", "pid", "pages", "rss_bytes", "state")}
+    doc["job"] = row["job_id"]
+    doc["started_at"] = progress.iso(row["started_at"])
+    doc["heartbeat_at"] = progress.iso(row["heartbeat_at"])
+    return doc
+
+
+@app.get("/api/workers")
+def list_workers():
+    rows = registry.live_workers(DB, SETTINGS.worker_dead_after_s)
+    return json_response({"workers": [worker_document(r) for r in rows]})
+
+
+@app.post("/api/workers/trigger")
+def trigger_workers():
+    return accepted_with_trigger({"triggered": True}, "/api/workers", reason="api trigger")
+
+
+@app.get("/api/stats")
+def stats():
+    return json_response(job_rows.stats(DB, time.time() - SETTINGS.worker_dead_after_s))
+
+
+@app.get("/health")
+def health():
+    report = run_checks(DB, SETTINGS)
+    code = 200 if report["status"] == "ok" else 503
+    return json_response(report, code, {"Cache-Control": "no-cache"})
+
+
+def prometheus_lines(data: dict) -> list[str]:
+    lines = ["# HELP trawl_jobs Jobs by status.", "# TYPE trawl_jobs gauge"]
+    lines += [f'trawl_jobs{{status="{k}"}} {v}' for k, v in data["jobs"].items()]
+    lines += ["# HELP trawl_pages Pages by state, over all jobs.", "# TYPE trawl_pages gauge"]
+    lines += [f'trawl_pages{{state="{k}"}} {v}' for k, v in data["pages"].items()]
+    for name, key, help_text in (
+        ("trawl_workers_live", "workers", "Live worker processes."),
+        ("trawl_emails", "emails", "Distinct addresses found, summed over jobs."),
+        ("trawl_bytes", "bytes", "Bytes downloaded, summed over jobs."),
+        ("trawl_pages_per_second", "pages_per_s", "Pages fetched per second over the last minute."),
+    ):
+        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name} {data[key]}"]
+    return lines
+
+
+@app.get("/metrics")
+def metrics():
+    data = job_rows.stats(DB, time.time() - SETTINGS.worker_dead_after_s)
+    body = ("\n".join(prometheus_lines(data)) + "\n").encode()
+    return HTTPResponse(body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+
+
+# -- CLI ----------------------------------------------------------------------------------
+
+
+def cli(argv: list[str]) -> int:
+    from trawl import cli as trawl_cli
+
+    return trawl_cli.main(argv, SETTINGS, DB)
+
+
+if __name__ == "__main__":
+    sys.exit(cli(sys.argv[1:]))

@@ -1,0 +1,46 @@
+"""gunicorn settings for `make run` and `python app.py serve` (the same server).
+
+gevent workers, so hundreds of open SSE streams cost a greenlet each and
+never starve job creation. The early response of POST /api/jobs closes its
+connection here, at the server level: gunicorn ignores an application's
+hop-by-hop `Connection` header and decides keep-alive itself.
+"""
+
+import os as _os
+import re as _re
+
+from trawl.config import load as _load_settings
+from trawl.netcheck import refuse_public_bind_without_token
+
+_settings = _load_settings()
+refuse_public_bind_without_token(_settings)
+
+bind = [f"[{_settings.host}]:{_settings.port}" if ":" in _settings.host else f"{_settings.host}:{_settings.port}"]
+worker_class = "gevent"
+workers = int(_os.environ.get("TRAWL_WEB_WORKERS", "2"))
+worker_connections = 2000
+backlog = 2048
+timeout = 30
+graceful_timeout = 10
+keepalive = 5
+control_socket_disable = True
+accesslog = _os.environ.get("TRAWL_ACCESS_LOG") or None
+errorlog = "-"
+loglevel = _os.environ.get("TRAWL_LOG_LEVEL", "info")
+proc_name = "trawl-web"
+
+# Responses that fire the worker trigger from their close(): answered with
+# Connection: close so the client is done the moment it has the body.
+_CLOSE_AFTER = _re.compile(r"^/api/(jobs|workers/trigger|jobs/[^/]+/(resume|retry))$")
+
+
+def pre_request(worker, req):
+    if req.method == "POST" and _CLOSE_AFTER.match(req.path):
+        req.force_close()
+
+
+def on_starting(server):
+    from trawl.store import open_database
+
+    db = open_database(_settings.database_url, migrate_now=True)
+    db.close()

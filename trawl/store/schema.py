@@ -1,0 +1,139 @@
+"""The schema and its versioned migrations.
+
+Migrations are an append-only list: each entry is applied once, in order,
+inside its own transaction where the database allows it, and recorded in
+`schema_migrations`. DDL is written once with a few dialect tokens ({pk},
+{text}, {bigtext}, {table_opts}). Times are stored as epoch seconds (DOUBLE)
+so both databases compare and index them the same way.
+"""
+
+from __future__ import annotations
+
+import time
+
+from trawl.store.database import Database, Session
+
+MIGRATIONS: list[tuple[int, str, list[str]]] = [
+    (1, "jobs, pages, emails, workers", [
+        """CREATE TABLE jobs (
+            id VARCHAR(32) NOT NULL PRIMARY KEY,
+            name VARCHAR(200) NOT NULL DEFAULT '',
+            options {text} NOT NULL,
+            seeds {bigtext} NOT NULL,
+            seeded INTEGER NOT NULL DEFAULT 0,
+            status VARCHAR(16) NOT NULL,
+            version BIGINT NOT NULL DEFAULT 1,
+            pages_discovered BIGINT NOT NULL DEFAULT 0,
+            pages_done BIGINT NOT NULL DEFAULT 0,
+            pages_failed BIGINT NOT NULL DEFAULT 0,
+            pages_skipped BIGINT NOT NULL DEFAULT 0,
+            pages_in_flight BIGINT NOT NULL DEFAULT 0,
+            emails BIGINT NOT NULL DEFAULT 0,
+            bytes BIGINT NOT NULL DEFAULT 0,
+            error {text} NULL,
+            created_at DOUBLE NOT NULL,
+            started_at DOUBLE NULL,
+            updated_at DOUBLE NOT NULL,
+            finished_at DOUBLE NULL
+        ){table_opts}""",
+        "CREATE INDEX idx_jobs_status ON jobs (status, id)",
+        """CREATE TABLE pages (
+            id {pk},
+            job_id VARCHAR(32) NOT NULL,
+            url {text} NOT NULL,
+            url_hash CHAR(16) NOT NULL,
+            host VARCHAR(255) NOT NULL,
+            depth INTEGER NOT NULL,
+            state VARCHAR(10) NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            not_before DOUBLE NOT NULL DEFAULT 0,
+            lease_owner VARCHAR(40) NULL,
+            lease_token VARCHAR(32) NULL,
+            lease_until DOUBLE NULL,
+            http_status INTEGER NULL,
+            bytes BIGINT NOT NULL DEFAULT 0,
+            error VARCHAR(500) NULL,
+            fetched_at DOUBLE NULL,
+            UNIQUE (job_id, url_hash)
+        ){table_opts}""",
+        # The claim: WHERE job_id = ? AND state = 'pending' [AND host IN ...] ORDER BY id.
+        "CREATE INDEX idx_pages_claim ON pages (job_id, state, host, id)",
+        "CREATE INDEX idx_pages_state ON pages (job_id, state, id)",
+        # The lease sweep: WHERE state = 'leased' AND lease_until < now.
+        "CREATE INDEX idx_pages_lease ON pages (state, lease_until)",
+        "CREATE INDEX idx_pages_fetched ON pages (fetched_at)",
+        """CREATE TABLE emails (
+            id {pk},
+            job_id VARCHAR(32) NOT NULL,
+            email VARCHAR(320) NOT NULL,
+            domain VARCHAR(255) NOT NULL,
+            first_url {text} NOT NULL,
+            pages INTEGER NOT NULL DEFAULT 1,
+            sources VARCHAR(255) NOT NULL DEFAULT '',
+            created_at DOUBLE NOT NULL,
+            UNIQUE (job_id, email)
+        ){table_opts}""",
+        """CREATE TABLE workers (
+            id VARCHAR(40) NOT NULL PRIMARY KEY,
+            role VARCHAR(16) NOT NULL DEFAULT 'worker',
+            host VARCHAR(255) NOT NULL,
+            pid INTEGER NOT NULL,
+            job_id VARCHAR(32) NULL,
+            state VARCHAR(16) NOT NULL DEFAULT 'running',
+            pages BIGINT NOT NULL DEFAULT 0,
+            rss_bytes BIGINT NOT NULL DEFAULT 0,
+            started_at DOUBLE NOT NULL,
+            heartbeat_at DOUBLE NOT NULL
+        ){table_opts}""",
+        "CREATE INDEX idx_workers_heartbeat ON workers (heartbeat_at)",
+    ]),
+]
+
+LATEST_VERSION = MIGRATIONS[-1][0]
+
+
+def _render(ddl: str, db: Database) -> str:
+    return ddl.format(**db.dialect.ddl)
+
+
+def _ensure_migrations_table(s: Session) -> None:
+    s.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " version INTEGER NOT NULL PRIMARY KEY, name VARCHAR(200) NOT NULL,"
+        " applied_at DOUBLE NOT NULL)"
+    )
+
+
+def current_version(db: Database) -> int:
+    with db.read() as s:
+        _ensure_migrations_table(s)
+        return int(s.scalar("SELECT COALESCE(MAX(version), 0) FROM schema_migrations") or 0)
+
+
+def migrate(db: Database) -> list[int]:
+    """Apply every migration not yet recorded; returns the versions applied.
+
+    Safe to run from several processes at once: the version row is inserted
+    in the same transaction as the DDL on SQLite, and on MySQL (where DDL
+    commits implicitly) a duplicate version row makes the loser stop.
+    """
+    applied = []
+    for version, name, statements in MIGRATIONS:
+        if version <= current_version(db):
+            continue
+        try:
+            with db.transaction() as s:
+                if s.scalar("SELECT COUNT(*) FROM schema_migrations WHERE version = ?", (version,)):
+                    continue
+                s.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    (version, name, time.time()),
+                )
+                for ddl in statements:
+                    s.execute(_render(ddl, db))
+        except Exception as exc:
+            if db.dialect.is_duplicate_key(exc) or "already exists" in str(exc):
+                continue
+            raise
+        applied.append(version)
+    return applied
