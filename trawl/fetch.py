@@ -1,0 +1,521 @@
+"""The fetcher: many HTTP transfers at once on one pycurl CurlMulti.
+
+The worker submits URLs and polls; the fetcher runs up to `concurrency`
+transfers on reusable easy handles (the retriever-multi pattern) and hands
+back one `FetchResult` per URL when it is final. In between it owns:
+
+- politeness: a per-host connection cap and delay, kept by our own scheduler
+  (libcurl's host cap would queue transfers inside libcurl, where the wait
+  counts against their timeout);
+- retries: timeouts, resets and 429/5xx are tried again with exponential
+  backoff and jitter, 3 attempts in total; other 4xx are final;
+- limits: timeouts, a low-speed limit, at most 5 redirects, HTTP(S) only,
+  and a byte cap counted on the decoded body, so a gzip bomb stops at it;
+- the SSRF guard: every socket libcurl opens, for every redirect hop, goes
+  through OPENSOCKETFUNCTION, which sees the address actually connected to;
+- decoding: HTML/XHTML/text bodies become `text` (charset from the header,
+  then <meta>, then UTF-8 with replacement; never an exception).
+
+Transfers are driven with libcurl's socket API (socket_action plus an epoll
+selector), which stays cheap with many handles and has no select() fd limit.
+A Fetcher belongs to one thread.
+"""
+
+from __future__ import annotations
+
+import codecs
+import heapq
+import random
+import re
+import selectors
+import socket
+import time
+from collections import deque
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import pycurl
+
+from trawl.config import Settings
+from trawl.ssrf import AddressGuard, AddressRefused
+
+MAX_ATTEMPTS = 3
+MAX_REDIRECTS = 5
+# A transfer slower than this many bytes/s for this long is abandoned (and retried).
+LOW_SPEED_BYTES = 100
+LOW_SPEED_TIME_S = 10
+ACCEPT = "text/html,application/xhtml+xml,text/plain;q=0.9,*/*;q=0.5"
+
+TEXT_TYPES = frozenset({"text/html", "application/xhtml+xml", "text/plain"})
+RETRY_STATUSES = frozenset({429}) | frozenset(range(500, 600))
+TRANSIENT_ERRORS = frozenset(
+    {
+        pycurl.E_OPERATION_TIMEDOUT,
+        pycurl.E_COULDNT_CONNECT,
+        pycurl.E_RECV_ERROR,
+        pycurl.E_SEND_ERROR,
+        pycurl.E_GOT_NOTHING,
+        pycurl.E_PARTIAL_FILE,
+        pycurl.E_HTTP2,
+        92,  # CURLE_HTTP2_STREAM, not exported by this pycurl
+    }
+)
+
+
+@dataclass
+class FetchResult:
+    key: object
+    url: str
+    final_url: str
+    status: int | None
+    content_type: str | None
+    text: str | None
+    bytes: int
+    attempts: int
+    error: str | None
+    # "ok" | "http_error" (final 4xx, exhausted 429/5xx) | "failed" (network)
+    # | "refused" (SSRF guard) | "too_large" | "cancelled" | "not_html"
+    outcome: str
+
+
+@dataclass
+class _Request:
+    url: str
+    key: object
+    host: str
+    attempts: int = 0
+
+
+# ------------------------------------------------------------- one transfer slot
+
+
+class _Slot:
+    """One reusable easy handle and the state of the transfer it runs."""
+
+    def __init__(self, settings: Settings, guard: AddressGuard, max_bytes: int):
+        self.guard = guard
+        self.max_bytes = max_bytes
+        self.curl = pycurl.Curl()
+        self._configure(settings)
+        self.begin(None)
+
+    def _configure(self, settings: Settings) -> None:
+        c = self.curl
+        c.setopt(pycurl.NOSIGNAL, 1)
+        c.setopt(pycurl.CONNECTTIMEOUT_MS, int(settings.connect_timeout_s * 1000))
+        c.setopt(pycurl.TIMEOUT_MS, int(settings.total_timeout_s * 1000))
+        c.setopt(pycurl.LOW_SPEED_LIMIT, LOW_SPEED_BYTES)
+        c.setopt(pycurl.LOW_SPEED_TIME, max(1, min(LOW_SPEED_TIME_S, int(settings.total_timeout_s))))
+        c.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
+        c.setopt(pycurl.REDIR_PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
+        c.setopt(pycurl.FOLLOWLOCATION, 1)
+        c.setopt(pycurl.MAXREDIRS, MAX_REDIRECTS)
+        c.setopt(pycurl.ACCEPT_ENCODING, "")  # every encoding libcurl can decode
+        c.setopt(pycurl.USERAGENT, settings.user_agent)
+        c.setopt(pycurl.HTTPHEADER, [f"Accept: {ACCEPT}"])
+        # Never go through a proxy from the environment: the guard must see
+        # the real peer, not the proxy's address.
+        c.setopt(pycurl.PROXY, "")
+        c.setopt(pycurl.WRITEFUNCTION, self._on_body)
+        c.setopt(pycurl.HEADERFUNCTION, self._on_header)
+        c.setopt(pycurl.OPENSOCKETFUNCTION, self._on_open_socket)
+
+    def begin(self, request: _Request | None) -> None:
+        self.request = request
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.status: int | None = None
+        self.content_type: str | None = None
+        self.refused: str | None = None
+        self.too_large = False
+        self.not_html = False
+        if request is not None:
+            request.attempts += 1
+            self.curl.setopt(pycurl.URL, request.url)
+
+    # libcurl callbacks: they must not raise, so they only record and answer.
+
+    def _on_header(self, line: bytes) -> None:
+        if line.startswith(b"HTTP/"):  # a new response: a redirect hop or 1xx
+            fields = line.split(None, 2)
+            self.status = int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else None
+            self.content_type = None
+        elif line[:13].lower() == b"content-type:":
+            self.content_type = line[13:].strip().decode("latin-1") or None
+
+    def _on_body(self, data: bytes) -> int | None:
+        if self.size == 0 and _is_success(self.status) and not is_text_type(self.content_type):
+            self.not_html = True
+            return 0  # abort: no point downloading an image or a PDF
+        self.size += len(data)
+        if self.size > self.max_bytes:
+            self.too_large = True
+            return 0  # abort; counted after decompression, so bombs stop here too
+        if _is_success(self.status):
+            self.chunks.append(data)
+        return None
+
+    def _on_open_socket(self, purpose: int, address) -> socket.socket | int:
+        family, socktype, protocol, peer = address
+        if family not in (socket.AF_INET, socket.AF_INET6):
+            self.refused = "refused: not an IP connection"
+            return pycurl.SOCKET_BAD
+        try:
+            self.guard.check_address(peer[0])
+        except AddressRefused as refusal:
+            self.refused = str(refusal)
+            return pycurl.SOCKET_BAD
+        return socket.socket(family, socktype, protocol)
+
+    # after the transfer
+
+    def classify(self, errno: int, errmsg: str) -> tuple[str, bool, str | None]:
+        """(outcome, worth retrying, error) of the finished transfer."""
+        if errno and self.refused:
+            return "refused", False, self.refused
+        if errno and not (self.too_large or self.not_html):
+            return "failed", errno in TRANSIENT_ERRORS, f"curl error {errno}: {errmsg}"
+        if self.status in RETRY_STATUSES:
+            return "http_error", True, f"HTTP {self.status}"
+        if not _is_success(self.status):
+            return "http_error", False, f"HTTP {self.status}"
+        if self.too_large:
+            return "too_large", False, f"body larger than {self.max_bytes} bytes"
+        if self.not_html:
+            return "not_html", False, f"not HTML: {self.content_type}"
+        return "ok", False, None
+
+    def result(self, outcome: str, error: str | None) -> FetchResult:
+        request = self.request
+        text = decode_body(b"".join(self.chunks), self.content_type) if outcome == "ok" else None
+        return FetchResult(
+            key=request.key,
+            url=request.url,
+            final_url=self.curl.getinfo(pycurl.EFFECTIVE_URL) or request.url,
+            status=self.status,
+            content_type=self.content_type,
+            text=text,
+            bytes=self.size,
+            attempts=request.attempts,
+            error=error,
+            outcome=outcome,
+        )
+
+
+def _is_success(status: int | None) -> bool:
+    return status is not None and 200 <= status < 300
+
+
+# ------------------------------------------------------------- the fetcher
+
+
+class Fetcher:
+    """Submit URLs, poll for results; see the module docstring.
+
+    `allowed_addresses` are IPs the SSRF guard lets through even when
+    private networks are not allowed (tests admit one loopback server).
+    `retry_backoff_s` is the first retry's wait; it doubles per attempt.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        concurrency: int = 50,
+        per_host_connections: int = 4,
+        per_host_delay_s: float = 0.0,
+        *,
+        allowed_addresses: frozenset[str] = frozenset(),
+        retry_backoff_s: float = 0.5,
+        max_bytes: int | None = None,
+    ):
+        self._settings = settings
+        self._guard = AddressGuard(settings.allow_private_networks, allowed_addresses)
+        self._max_bytes = max_bytes or settings.max_page_bytes
+        self._concurrency = max(1, concurrency)
+        self._per_host = max(1, per_host_connections)
+        self._default_delay = per_host_delay_s
+        self._retry_backoff_s = retry_backoff_s
+
+        self._multi = pycurl.CurlMulti()
+        self._multi.setopt(pycurl.M_SOCKETFUNCTION, self._on_socket)
+        self._multi.setopt(pycurl.M_TIMERFUNCTION, self._on_timer)
+        self._selector = selectors.DefaultSelector()
+        self._curl_deadline: float | None = None
+
+        self._slots: list[_Slot] = []  # every slot ever made
+        self._idle: list[_Slot] = []
+        self._active: dict[pycurl.Curl, _Slot] = {}
+        self._queues: dict[str, deque[_Request]] = {}  # host -> waiting requests
+        self._retries: list[tuple[float, int, _Request]] = []  # heap by due time
+        self._retry_seq = 0
+        self._in_flight: dict[str, int] = {}
+        self._next_start: dict[str, float] = {}  # host -> earliest next start
+        self._host_delay: dict[str, float] = {}
+        self._done: list[FetchResult] = []  # final, not yet handed back
+
+    # ------------------------------------------------------------- public API
+
+    def submit(self, url: str, key: object) -> None:
+        try:
+            parts = urlsplit(url)
+            host = (parts.hostname or "").lower()
+        except ValueError:
+            parts, host = None, ""
+        request = _Request(url, key, host)
+        if parts is None or parts.scheme.lower() not in ("http", "https") or not host:
+            self._done.append(_early_result(request, "failed", "unsupported URL"))
+            return
+        try:
+            self._guard.check_host(host)
+        except AddressRefused as refusal:
+            self._done.append(_early_result(request, "refused", str(refusal)))
+            return
+        self._queues.setdefault(host, deque()).append(request)
+
+    def set_host_delay(self, host: str, seconds: float) -> None:
+        """Wait at least `seconds` between request starts to `host` (a URL's hostname)."""
+        self._host_delay[host.lower()] = seconds
+
+    @property
+    def pending(self) -> int:
+        """Requests not yet handed back: queued, waiting to retry, in flight or done."""
+        queued = sum(len(q) for q in self._queues.values())
+        return queued + len(self._retries) + len(self._active) + len(self._done)
+
+    def poll(self, timeout: float = 0.1) -> list[FetchResult]:
+        """Drive transfers for up to `timeout` seconds; return the finished ones.
+
+        Returns early as soon as something finished, or at once when
+        nothing is pending.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            self._start_ready_requests()
+            self._drive(0.0)
+            now = time.monotonic()
+            if self._done or now >= deadline or not self.pending:
+                done, self._done = self._done, []
+                return done
+            self._drive(min(deadline, self._next_wakeup(now)) - now)
+
+    def cancel_all(self) -> list[FetchResult]:
+        """Stop every transfer now; everything not yet handed back comes back.
+
+        Results already final keep their outcome; the rest are "cancelled".
+        """
+        done, self._done = self._done, []
+        for curl, slot in list(self._active.items()):
+            self._multi.remove_handle(curl)  # aborts the transfer and its connection
+            done.append(slot.result("cancelled", "cancelled"))
+            self._release(slot)
+        waiting = [r for q in self._queues.values() for r in q] + [r for _, _, r in self._retries]
+        done.extend(_early_result(r, "cancelled", "cancelled") for r in waiting)
+        self._queues.clear()
+        self._retries.clear()
+        self._in_flight.clear()
+        return done
+
+    def close(self) -> None:
+        self.cancel_all()
+        for slot in self._slots:
+            slot.curl.close()
+        self._multi.close()
+        self._selector.close()
+
+    # ------------------------------------------------------------- scheduling
+
+    def _start_ready_requests(self) -> None:
+        now = time.monotonic()
+        while self._retries and self._retries[0][0] <= now:
+            _, _, request = heapq.heappop(self._retries)
+            self._queues.setdefault(request.host, deque()).appendleft(request)
+        for host in list(self._queues):
+            if len(self._active) >= self._concurrency:
+                return
+            queue = self._queues[host]
+            while queue and self._host_may_start(host, now) and len(self._active) < self._concurrency:
+                self._start(queue.popleft(), now)
+            if not queue:
+                del self._queues[host]
+
+    def _host_may_start(self, host: str, now: float) -> bool:
+        return self._in_flight.get(host, 0) < self._per_host and self._next_start.get(host, 0.0) <= now
+
+    def _start(self, request: _Request, now: float) -> None:
+        slot = self._idle.pop() if self._idle else self._new_slot()
+        slot.begin(request)
+        self._active[slot.curl] = slot
+        self._in_flight[request.host] = self._in_flight.get(request.host, 0) + 1
+        delay = self._host_delay.get(request.host, self._default_delay)
+        if delay > 0:
+            self._next_start[request.host] = now + delay
+        self._multi.add_handle(slot.curl)
+
+    def _new_slot(self) -> _Slot:
+        slot = _Slot(self._settings, self._guard, self._max_bytes)
+        self._slots.append(slot)
+        return slot
+
+    def _release(self, slot: _Slot) -> None:
+        del self._active[slot.curl]
+        host = slot.request.host
+        self._in_flight[host] = self._in_flight.get(host, 1) - 1
+        slot.begin(None)
+        self._idle.append(slot)
+
+    def _next_wakeup(self, now: float) -> float:
+        """When waiting must end at the latest: a curl timer, a retry, a delayed host."""
+        wakeups = [self._curl_deadline or now + 1.0]
+        if self._retries:
+            wakeups.append(self._retries[0][0])
+        if len(self._active) < self._concurrency:
+            for host in self._queues:
+                if self._in_flight.get(host, 0) < self._per_host:
+                    wakeups.append(self._next_start.get(host, now))
+        return max(now, min(wakeups))
+
+    # ------------------------------------------------------------- driving libcurl
+
+    def _on_socket(self, what: int, fd: int, multi, socketp) -> None:
+        events = {
+            pycurl.POLL_IN: selectors.EVENT_READ,
+            pycurl.POLL_OUT: selectors.EVENT_WRITE,
+            pycurl.POLL_INOUT: selectors.EVENT_READ | selectors.EVENT_WRITE,
+        }.get(what)
+        registered = fd in self._selector.get_map()
+        if events is None:  # POLL_REMOVE
+            if registered:
+                self._selector.unregister(fd)
+        elif registered:
+            self._selector.modify(fd, events)
+        else:
+            self._selector.register(fd, events)
+
+    def _on_timer(self, timeout_ms: int) -> None:
+        self._curl_deadline = None if timeout_ms < 0 else time.monotonic() + timeout_ms / 1000
+
+    def _drive(self, wait: float) -> None:
+        """Wait up to `wait` s for socket activity, let libcurl act, collect finished transfers."""
+        if self._curl_deadline is not None:
+            wait = min(wait, self._curl_deadline - time.monotonic())
+        events = self._selector.select(max(0.0, wait)) if self._selector.get_map() else _sleep(wait)
+        for key, mask in events:
+            flags = (pycurl.CSELECT_IN if mask & selectors.EVENT_READ else 0) | (
+                pycurl.CSELECT_OUT if mask & selectors.EVENT_WRITE else 0
+            )
+            self._multi.socket_action(key.fd, flags)
+        if self._curl_deadline is not None and time.monotonic() >= self._curl_deadline:
+            self._curl_deadline = None
+            self._multi.socket_action(pycurl.SOCKET_TIMEOUT, 0)
+        self._collect_finished()
+
+    def _collect_finished(self) -> None:
+        while True:
+            remaining, succeeded, failed = self._multi.info_read()
+            for curl in succeeded:
+                self._finish(self._active[curl], 0, "")
+            for curl, errno, errmsg in failed:
+                self._finish(self._active[curl], errno, errmsg)
+            if not remaining:
+                return
+
+    def _finish(self, slot: _Slot, errno: int, errmsg: str) -> None:
+        self._multi.remove_handle(slot.curl)
+        request = slot.request
+        outcome, retry, error = slot.classify(errno, errmsg)
+        if retry and request.attempts < MAX_ATTEMPTS:
+            backoff = self._retry_backoff_s * 2 ** (request.attempts - 1) * random.uniform(0.75, 1.25)
+            self._retry_seq += 1
+            heapq.heappush(self._retries, (time.monotonic() + backoff, self._retry_seq, request))
+        else:
+            self._done.append(slot.result(outcome, error))
+        self._release(slot)
+
+
+def _sleep(seconds: float) -> list:
+    if seconds > 0:
+        time.sleep(seconds)
+    return []
+
+
+def _early_result(request: _Request, outcome: str, error: str) -> FetchResult:
+    return FetchResult(
+        key=request.key,
+        url=request.url,
+        final_url=request.url,
+        status=None,
+        content_type=None,
+        text=None,
+        bytes=0,
+        attempts=request.attempts,
+        error=error,
+        outcome=outcome,
+    )
+
+
+# ------------------------------------------------------------- decoding
+
+_META_CHARSET = re.compile(rb"""<meta[^>]*?charset\s*=\s*["']?\s*([A-Za-z0-9_.:\-]+)""", re.IGNORECASE)
+_BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
+# Browsers read these labels as windows-1252 (WHATWG Encoding), and so do we.
+_AS_WINDOWS_1252 = {"latin_1", "ascii", "iso8859_1"}
+
+
+def is_text_type(content_type: str | None) -> bool:
+    """HTML, XHTML and plain text are parsed; a missing type is sniffed as HTML."""
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    return not media_type or media_type in TEXT_TYPES
+
+
+def decode_body(body: bytes, content_type: str | None) -> str:
+    """Text of a page: BOM, then the header's charset, then <meta>, then UTF-8."""
+    for bom, encoding in _BOMS:
+        if body.startswith(bom):
+            return body[len(bom) :].decode(encoding, errors="replace")
+    encoding = _charset_param(content_type) or _meta_charset(body[:4096]) or "utf-8"
+    try:
+        return body.decode(encoding, errors="replace")
+    except LookupError:  # a known codec that is not a text encoding, e.g. "base64"
+        return body.decode("utf-8", errors="replace")
+
+
+def _charset_param(content_type: str | None) -> str | None:
+    for param in (content_type or "").split(";")[1:]:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset":
+            return _known_encoding(value.strip().strip("\"'"))
+    return None
+
+
+def _meta_charset(head: bytes) -> str | None:
+    match = _META_CHARSET.search(head)
+    if not match:
+        return None
+    encoding = _known_encoding(match.group(1).decode("ascii"))
+    # A <meta> cannot honestly declare UTF-16: the bytes that spell it are ASCII.
+    return "utf-8" if encoding and encoding.startswith("utf_16") else encoding
+
+
+def _known_encoding(label: str) -> str | None:
+    try:
+        name = codecs.lookup(label).name
+    except LookupError:
+        return None
+    name = name.replace("-", "_")
+    return "cp1252" if name in _AS_WINDOWS_1252 else name
+
+
+# ------------------------------------------------------------- health
+
+
+def libcurl_info() -> dict:
+    """Versions and features of the linked libcurl, for the health check."""
+    info = pycurl.version_info()
+    features = info[4]
+    return {
+        "pycurl": pycurl.version.split()[0].split("/", 1)[-1],
+        "libcurl": info[1],
+        "tls": info[5],
+        "async_dns": bool(features & pycurl.VERSION_ASYNCHDNS),
+        "http2": bool(features & pycurl.VERSION_HTTP2),
+    }
