@@ -36,6 +36,10 @@ class Settings:
     node: str = field(default_factory=lambda: os.uname().nodename)
     # Where the supervisor keeps its lock file and log.
     run_dir: str = "run"
+    # Whether the web server starts a supervisor on this host when work
+    # arrives. Off for web-only nodes whose workers run elsewhere
+    # (`python app.py workers` on other machines sharing the MySQL database).
+    autostart_workers: bool = True
 
     # Request limits of the web layer.
     max_body_bytes: int = 4 * 1024 * 1024

@@ -34,6 +34,8 @@ def _record(reason: str, started: float) -> None:
 def run_trigger(settings: Settings, reason: str) -> None:
     started = time.time()
     _record(reason, started)
+    if not settings.autostart_workers:
+        return
     try:
         from trawl import supervisor
 
