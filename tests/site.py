@@ -82,6 +82,7 @@ class TestSite:
         self._stopping = threading.Event()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._port: int | None = None  # kept after stop(), so URLs stay printable
 
     # ------------------------------------------------------------- lifecycle
 
@@ -89,6 +90,7 @@ class TestSite:
         self._stopping.clear()
         self._server = _Server((self.host, 0), _RequestHandler)
         self._server.site = self
+        self._port = self._server.server_address[1]
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
@@ -112,7 +114,7 @@ class TestSite:
 
     @property
     def port(self) -> int:
-        return self._server.server_address[1]
+        return self._port
 
     @property
     def origin(self) -> str:

@@ -95,7 +95,9 @@ def parse_odd_ipv4(host: str) -> str | None:
     Accepts every spelling inet_aton does: 1 to 4 parts, each decimal, octal
     (leading 0) or hex (0x); the last part fills the remaining bytes, so
     `2130706433`, `0177.0.0.1`, `0x7f.1` and `127.1` all mean 127.0.0.1.
-    Browsers and libcurl accept these in URLs, so the guard must too.
+    Browsers and libcurl accept these in URLs, so the guard must too. Like
+    the URL standard (and unlike inet_aton) it also takes one trailing dot
+    and a bare "0x"; refusing a little more is the safe side.
     """
     parts = host.removesuffix(".").split(".")
     if not 1 <= len(parts) <= 4:
