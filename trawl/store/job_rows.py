@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import threading
 import time
 
 from trawl.jobs import FINISHED, JobOptions, Status, TransitionRefused, next_status
@@ -27,16 +28,27 @@ class JobNotFound(Exception):
     pass
 
 
-def new_job_id(now: float | None = None) -> str:
-    """Sortable by creation time (12 hex digits of ms), then 8 random hex digits."""
-    ms = int((time.time() if now is None else now) * 1000)
-    return f"{ms:012x}{secrets.token_hex(4)}"
+_last_id_us = 0
+_id_lock = threading.Lock()
+
+
+def new_job_id() -> str:
+    """Sortable by creation time: 14 hex digits of microseconds, then 6 random ones.
+
+    Within one process the time part strictly increases, so jobs created in
+    the same microsecond still list in creation order.
+    """
+    global _last_id_us
+    with _id_lock:
+        _last_id_us = max(time.time_ns() // 1000, _last_id_us + 1)
+        us = _last_id_us
+    return f"{us:014x}{secrets.token_hex(3)}"
 
 
 def insert_job(db: Database, options: JobOptions) -> dict:
     """Store a job and its raw seed list in one INSERT; seeds are expanded later by a worker."""
     now = time.time()
-    job_id = new_job_id(now)
+    job_id = new_job_id()
     row = {
         "id": job_id,
         "name": options.name,

@@ -35,3 +35,64 @@ def count_live_workers(db: Database, job_id: str, dead_after_s: float) -> int:
             "SELECT COUNT(*) FROM workers WHERE role = 'worker' AND job_id = ? AND heartbeat_at >= ?",
             (job_id, time.time() - dead_after_s),
         ))
+
+
+# -- writes: each process keeps its own row; supervisors reap the dead -------
+
+
+def heartbeat(db: Database, worker_id: str, *, role: str, host: str, pid: int, started_at: float,
+              job_id: str | None = None, state: str = "running", pages: int = 0,
+              rss_bytes: int = 0) -> None:
+    """Refresh this process's row, creating it if absent (first beat, or reaped while the
+    database was away: a live process must be able to come back into the list)."""
+    now = time.time()
+
+    def run(s) -> None:
+        changed = s.execute(
+            "UPDATE workers SET job_id = ?, state = ?, pages = ?, rss_bytes = ?, heartbeat_at = ? "
+            "WHERE id = ?",
+            (job_id, state, pages, rss_bytes, now, worker_id),
+        )
+        if not changed:
+            s.execute(
+                db.dialect.insert_if_absent("workers", list(WORKER_FIELDS)),
+                (worker_id, role, host, pid, job_id, state, pages, rss_bytes, started_at, now),
+            )
+
+    db.retrying(run, deadline_s=5.0)
+
+
+def unregister(db: Database, worker_id: str) -> None:
+    with db.read() as s:
+        s.execute("DELETE FROM workers WHERE id = ?", (worker_id,))
+
+
+def stale_workers(db: Database, dead_after_s: float) -> list[dict]:
+    """Rows of any host whose heartbeat stopped more than `dead_after_s` ago."""
+    with db.read() as s:
+        return s.all(
+            f"SELECT {', '.join(WORKER_FIELDS)} FROM workers WHERE heartbeat_at < ?",
+            (time.time() - dead_after_s,),
+        )
+
+
+def remove_stale(db: Database, worker_id: str, dead_after_s: float) -> bool:
+    """Delete a row only if it is still stale (it may have beaten since we looked)."""
+    with db.read() as s:
+        return s.execute(
+            "DELETE FROM workers WHERE id = ? AND heartbeat_at < ?",
+            (worker_id, time.time() - dead_after_s),
+        ) > 0
+
+
+def host_rows(db: Database, host: str) -> list[dict]:
+    with db.read() as s:
+        return s.all(f"SELECT {', '.join(WORKER_FIELDS)} FROM workers WHERE host = ?", (host,))
+
+
+def count_live_supervisors(db: Database, dead_after_s: float) -> int:
+    with db.read() as s:
+        return int(s.scalar(
+            "SELECT COUNT(*) FROM workers WHERE role = 'supervisor' AND heartbeat_at >= ?",
+            (time.time() - dead_after_s,),
+        ))

@@ -14,9 +14,11 @@ PAGE_STATES = ("pending", "leased", "done", "failed", "skipped")
 def _email_filter(job_id: str, q: str | None) -> tuple[str, tuple]:
     if not q:
         return "job_id = ?", (job_id,)
-    # LIKE patterns are escaped so a user's % or _ matches itself.
-    pattern = "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    return "job_id = ? AND email LIKE ? ESCAPE '\\'", (job_id, pattern)
+    # LIKE patterns are escaped so a user's % or _ matches itself; '!' is
+    # the escape character because a backslash means different things in
+    # SQLite and MySQL string literals.
+    pattern = "%" + q.lower().replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
+    return "job_id = ? AND email LIKE ? ESCAPE '!'", (job_id, pattern)
 
 
 def _email_document(row: dict) -> dict:
