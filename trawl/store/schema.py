@@ -43,6 +43,9 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             url {text} NOT NULL,
             url_hash CHAR(16) NOT NULL,
             host VARCHAR(255) NOT NULL,
+            -- Registered domain of the seed this page descends from: the
+            -- same_domain scope of its links (and of its redirect target).
+            site VARCHAR(255) NOT NULL DEFAULT '',
             depth INTEGER NOT NULL,
             state VARCHAR(10) NOT NULL,
             attempts INTEGER NOT NULL DEFAULT 0,
