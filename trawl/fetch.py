@@ -246,6 +246,7 @@ class Fetcher:
         self._idle: list[_Slot] = []
         self._active: dict[pycurl.Curl, _Slot] = {}
         self._queues: dict[str, deque[_Request]] = {}  # host -> waiting requests
+        self._queued = 0  # requests in self._queues
         self._retries: list[tuple[float, int, _Request]] = []  # heap by due time
         self._retry_seq = 0
         self._in_flight: dict[str, int] = {}
@@ -271,6 +272,7 @@ class Fetcher:
             self._done.append(_early_result(request, "refused", str(refusal)))
             return
         self._queues.setdefault(host, deque()).append(request)
+        self._queued += 1
 
     def set_host_delay(self, host: str, seconds: float) -> None:
         """Wait at least `seconds` between request starts to `host` (a URL's hostname)."""
@@ -279,8 +281,7 @@ class Fetcher:
     @property
     def pending(self) -> int:
         """Requests not yet handed back: queued, waiting to retry, in flight or done."""
-        queued = sum(len(q) for q in self._queues.values())
-        return queued + len(self._retries) + len(self._active) + len(self._done)
+        return self._queued + len(self._retries) + len(self._active) + len(self._done)
 
     def poll(self, timeout: float = 0.1) -> list[FetchResult]:
         """Drive transfers for up to `timeout` seconds; return the finished ones.
@@ -311,6 +312,7 @@ class Fetcher:
         waiting = [r for q in self._queues.values() for r in q] + [r for _, _, r in self._retries]
         done.extend(_early_result(r, "cancelled", "cancelled") for r in waiting)
         self._queues.clear()
+        self._queued = 0
         self._retries.clear()
         self._in_flight.clear()
         return done
@@ -329,14 +331,16 @@ class Fetcher:
         while self._retries and self._retries[0][0] <= now:
             _, _, request = heapq.heappop(self._retries)
             self._queues.setdefault(request.host, deque()).appendleft(request)
+            self._queued += 1
         for host in list(self._queues):
             if len(self._active) >= self._concurrency:
                 return
-            queue = self._queues[host]
+            queue = self._queues.pop(host)
             while queue and self._host_may_start(host, now) and len(self._active) < self._concurrency:
+                self._queued -= 1
                 self._start(queue.popleft(), now)
-            if not queue:
-                del self._queues[host]
+            if queue:
+                self._queues[host] = queue  # to the back: hosts take turns
 
     def _host_may_start(self, host: str, now: float) -> bool:
         return self._in_flight.get(host, 0) < self._per_host and self._next_start.get(host, 0.0) <= now
