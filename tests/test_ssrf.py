@@ -210,3 +210,13 @@ def test_private_networks_allowed_fetches_loopback(site):
         fetcher.close()
     assert result.outcome == "ok"
     assert "hello" in result.text
+
+
+@given(st.text(max_size=40))
+def test_guard_functions_never_raise_on_junk(text):
+    assert isinstance(is_public_address(text), bool)
+    assert parse_odd_ipv4(text) is None or is_public_address(parse_odd_ipv4(text)) in (True, False)
+    try:
+        AddressGuard(allow_private=False).check_host(text)
+    except AddressRefused:
+        pass
