@@ -47,6 +47,16 @@ class Settings:
     lease_s: float = 60.0
     heartbeat_s: float = 2.0
     worker_dead_after_s: float = 10.0
+    # Worker supervision (trawl/supervisor.py). A worker process recycles
+    # itself after this many pages or above this resident size (MiB).
+    worker_recycle_pages: int = 5000
+    worker_max_rss_mb: int = 512
+    # SIGTERM/SIGINT: how long workers get to finish or release their pages.
+    drain_s: float = 30.0
+    # A trigger-started supervisor exits after this long without demand.
+    supervisor_idle_s: float = 30.0
+    # Demand must stay below the pool size this long before it shrinks.
+    scale_down_after_s: float = 5.0
     # Fetching.
     connect_timeout_s: float = 10.0
     total_timeout_s: float = 30.0

@@ -8,6 +8,7 @@ removed by whichever supervisor notices it.
 
 from __future__ import annotations
 
+import json
 import time
 
 from trawl.store.database import Database
@@ -96,3 +97,25 @@ def count_live_supervisors(db: Database, dead_after_s: float) -> int:
             "SELECT COUNT(*) FROM workers WHERE role = 'supervisor' AND heartbeat_at >= ?",
             (time.time() - dead_after_s,),
         ))
+
+
+# -- what the pool needs to know about jobs ------------------------------------
+
+
+def runnable_jobs(db: Database) -> list[dict]:
+    """Queued and running jobs with their remaining pages and pool options.
+
+    remaining = discovered - done - failed - skipped (pending and leased
+    pages); `workers` and `concurrency` come from the job's options.
+    """
+    with db.read() as s:
+        rows = s.all(
+            "SELECT id, status, options, pages_discovered - pages_done - pages_failed"
+            " - pages_skipped AS remaining FROM jobs WHERE status IN ('queued', 'running')"
+        )
+    out = []
+    for row in rows:
+        options = json.loads(row["options"] or "{}")
+        out.append({"id": row["id"], "status": row["status"], "remaining": int(row["remaining"] or 0),
+                    "workers": options.get("workers"), "concurrency": options.get("concurrency") or 50})
+    return out
