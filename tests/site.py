@@ -317,7 +317,7 @@ def generate_site(
     rng = random.Random(seed)
     low, high = (emails_per_page, emails_per_page) if isinstance(emails_per_page, int) else emails_per_page
     paths = ["/"] + [f"/p/{n}.html" for n in range(1, pages)]
-    pool = _email_pool(rng, max(1, pages * max(high, 1) // 2))
+    pool = _email_pool(rng, max(high, 1, pages * high // 2))
     fanout = max(2, links_per_page // 2)
     links: list[list[int]] = []
     for n in range(pages):
