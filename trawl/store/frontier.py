@@ -1,0 +1,519 @@
+"""The crawl frontier: every SQL statement of a worker's claim → fetch → commit loop.
+
+A page row moves pending → leased → done | failed | skipped. A claim leases
+a batch of pending pages to one worker (owner, token, expiry); every later
+write about a leased page is conditional on its token, so a worker whose
+lease expired can never overwrite the result of the worker that took the
+page over. Leases are renewed while pages are fetched, handed back on
+pause, cancel and shutdown, and reclaimed by `sweep_expired_leases`, which
+any worker runs and which does not look at the workers table, so a worker
+killed with SIGKILL loses nothing but time.
+
+Lock order. Every write transaction here starts by locking the job's row
+(`SELECT ... FOR UPDATE` on MySQL/MariaDB; SQLite's BEGIN IMMEDIATE already
+serialises writers), then touches pages, then emails, then updates the job
+counters. One order for everybody means claims, commits, releases and
+sweeps of a job queue behind each other instead of deadlocking (a claim
+holding page locks while a commit holding the job row inserts a link onto
+one of them is the classic SQL-queue deadlock). The transactions are small
+(one batch), and the rare 1213/1205 still goes through `db.retrying`.
+
+Counters. The job's `pages_*`, `emails`, `bytes` change only here, each time
+in one UPDATE that also bumps `version` (the progress ETag and SSE id), and
+only by the number of rows a conditional statement really changed.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import dataclass, field
+
+from trawl.jobs import Status, next_status
+from trawl.store.database import Database, Session
+from trawl.urls import canonicalize, host_of, registered_domain, url_hash
+
+PENDING, LEASED, DONE, FAILED, SKIPPED = "pending", "leased", "done", "failed", "skipped"
+ENDED_STATES = (DONE, FAILED, SKIPPED)
+RUNNABLE = (Status.QUEUED.value, Status.RUNNING.value)
+# A page whose lease expired this many times (its worker died each time it
+# held it) is failed instead of handed out again: a poison page must not
+# kill workers forever.
+MAX_LEASE_LOSSES = 3
+MAX_ERROR_LENGTH = 500
+# Bound on the IN (...) lists of a claim.
+MAX_PREFERRED_HOSTS = 200
+_CHUNK = 400
+
+
+@dataclass(frozen=True)
+class ClaimedPage:
+    id: int
+    url: str
+    url_hash: str
+    host: str
+    site: str
+    depth: int
+    token: str
+
+
+@dataclass(frozen=True)
+class NewPage:
+    """A link worth a page row, already canonical, in scope and under max_depth."""
+
+    url: str
+    url_hash: str
+    host: str
+    site: str
+    depth: int
+
+
+@dataclass
+class PageOutcome:
+    """What fetching a claimed page came to; links and emails only when it is done."""
+
+    page: ClaimedPage
+    state: str  # done | failed | skipped
+    http_status: int | None = None
+    bytes: int = 0
+    error: str | None = None
+    links: list[NewPage] = field(default_factory=list)
+    emails: dict[str, set[str]] = field(default_factory=dict)
+
+
+@dataclass
+class CommitReport:
+    accepted: int = 0  # outcomes written: the lease was still ours
+    lost: int = 0  # outcomes dropped: the lease had expired and moved on
+    inserted: int = 0  # new page rows
+    known_hashes: set[str] = field(default_factory=set)  # links now certainly in the table
+    capped: bool = False  # max_pages reached: links offered later will not be stored
+    new_emails: int = 0
+
+
+def _lock_row(s: Session) -> str:
+    # The row lock of a claim without SKIP LOCKED. Empty on SQLite, whose
+    # BEGIN IMMEDIATE already holds the only write lock there is.
+    return " FOR UPDATE" if s.dialect.lock_for_claim else ""
+
+
+def _lock_job(s: Session, job_id: str) -> dict | None:
+    return s.one(
+        f"SELECT id, status, seeded, options, pages_discovered FROM jobs WHERE id = ?{_lock_row(s)}",
+        (job_id,),
+    )
+
+
+def _marks(values) -> str:
+    return ", ".join("?" for _ in values)
+
+
+def _chunks(items: list, size: int = _CHUNK):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _short(error: str | None) -> str | None:
+    return None if error is None else error[:MAX_ERROR_LENGTH]
+
+
+# ---------------------------------------------------------------- jobs to work on
+
+
+def runnable_jobs(db: Database, worker_id: str, dead_after_s: float, limit: int = 50) -> list[dict]:
+    """Queued or running jobs, oldest first, that still want another worker.
+
+    A job whose `workers` option is N is left out once N other live workers
+    report it as their job in the workers table. Those rows come from
+    heartbeats, so two workers that pick the job within one heartbeat may
+    both join it: the cap can be overshot by a worker or two for a few
+    seconds, never by more.
+    """
+    with db.read() as s:
+        jobs = s.all(
+            f"SELECT id, status, seeded, options FROM jobs WHERE status IN ({_marks(RUNNABLE)}) "
+            "ORDER BY id LIMIT ?",
+            (*RUNNABLE, limit),
+        )
+        if not jobs:
+            return []
+        busy = {r["job_id"]: int(r["n"]) for r in s.all(
+            "SELECT job_id, COUNT(*) AS n FROM workers WHERE role = 'worker' AND job_id IS NOT NULL "
+            "AND heartbeat_at >= ? AND id <> ? GROUP BY job_id",
+            (time.time() - dead_after_s, worker_id),
+        )}
+    wanted = []
+    for job in jobs:
+        cap = json.loads(job["options"]).get("workers")
+        if cap is None or busy.get(job["id"], 0) < cap:
+            wanted.append(job)
+    return wanted
+
+
+def _start(s: Session, job_id: str, status: str, now: float) -> None:
+    """queued → running, once: conditional on the status we read under the row lock."""
+    if status != Status.QUEUED.value:
+        return
+    target = next_status(Status.QUEUED, "start")
+    s.execute(
+        "UPDATE jobs SET status = ?, started_at = COALESCE(started_at, ?), updated_at = ?, "
+        "version = version + 1 WHERE id = ? AND status = ?",
+        (target.value, now, now, job_id, Status.QUEUED.value),
+    )
+
+
+# ---------------------------------------------------------------- seeds
+
+
+def seed_pages(raw_seeds: list[str]) -> list[NewPage]:
+    """Depth-0 pages of a raw seed list: canonical, de-duplicated, invalid ones dropped."""
+    pages: dict[str, NewPage] = {}
+    for raw in raw_seeds:
+        url = canonicalize(raw.strip()) if raw.strip() else None
+        if url is None:
+            continue
+        host = host_of(url)
+        key = url_hash(url)
+        pages.setdefault(key, NewPage(url, key, host, registered_domain(host), 0))
+    return list(pages.values())
+
+
+def expand_seeds(db: Database, job_id: str) -> int:
+    """Turn a job's raw seed list into depth-0 pages, once; returns pages inserted.
+
+    The page inserts and `seeded = 1` share one transaction behind the job's
+    row lock, and `seeded` is set conditionally, so concurrent workers
+    expand a job exactly once. Seeds are not limited by max_pages: the
+    person asked for each of them.
+    """
+
+    def run(s: Session) -> int:
+        job = _lock_job(s, job_id)
+        if job is None or job["seeded"] or job["status"] not in RUNNABLE:
+            return 0
+        raw = s.scalar("SELECT seeds FROM jobs WHERE id = ?", (job_id,)) or ""
+        inserted = _insert_pages(s, job_id, seed_pages(raw.splitlines()))
+        now = time.time()
+        changed = s.execute(
+            "UPDATE jobs SET seeded = 1, pages_discovered = pages_discovered + ?, "
+            "version = version + 1, updated_at = ? WHERE id = ? AND seeded = 0",
+            (inserted, now, job_id),
+        )
+        if not changed:  # cannot happen under the row lock; never count twice
+            raise RuntimeError(f"job {job_id} was seeded concurrently")
+        _start(s, job_id, job["status"], now)
+        return inserted
+
+    return db.retrying(run)
+
+
+_PAGE_COLUMNS = ["job_id", "url", "url_hash", "host", "site", "depth", "state"]
+
+
+def _insert_pages(s: Session, job_id: str, pages: list[NewPage]) -> int:
+    """Insert-if-absent on (job_id, url_hash); returns how many rows are new."""
+    if not pages:
+        return 0
+    query = s.dialect.insert_if_absent("pages", _PAGE_COLUMNS)
+    rows = [(job_id, p.url, p.url_hash, p.host, p.site, p.depth, PENDING) for p in pages]
+    return max(0, s.executemany(query, rows))
+
+
+# ---------------------------------------------------------------- claims and leases
+
+
+def claim_pages(
+    db: Database,
+    job_id: str,
+    owner: str,
+    limit: int,
+    lease_s: float,
+    prefer_hosts: list[str] | tuple[str, ...] = (),
+) -> list[ClaimedPage]:
+    """Lease up to `limit` pending pages of a runnable job to `owner`.
+
+    Pages of `prefer_hosts` (the hosts the worker is already crawling) come
+    first; then pages of hosts no other worker holds leases on. Hosts
+    another worker is crawling are left to it, as Nutch and StormCrawler
+    partition by host, so per-host politeness and each worker's Bloom
+    filter and robots.txt cache need no coordination. The price: a job
+    with fewer hosts than workers keeps the extra workers idle.
+    """
+    if limit <= 0:
+        return []
+    lock = db.dialect.lock_for_claim
+
+    def select(s: Session, where: str, args: tuple, n: int) -> list[dict]:
+        return s.all(
+            "SELECT id, url, url_hash, host, site, depth FROM pages "
+            f"WHERE job_id = ? AND state = 'pending' AND not_before <= ?{where} "
+            f"ORDER BY id LIMIT ?{lock}",
+            (job_id, time.time(), *args, n),
+        )
+
+    def run(s: Session) -> list[ClaimedPage]:
+        job = _lock_job(s, job_id)
+        if job is None or job["status"] not in RUNNABLE:
+            return []
+        preferred = list(dict.fromkeys(prefer_hosts))[:MAX_PREFERRED_HOSTS]
+        rows = select(s, f" AND host IN ({_marks(preferred)})", tuple(preferred), limit) if preferred else []
+        if len(rows) < limit:
+            taken = {r["host"] for r in s.all(
+                "SELECT DISTINCT host FROM pages WHERE job_id = ? AND state = 'leased' "
+                "AND lease_owner <> ?", (job_id, owner))}
+            avoid = list(taken.union(preferred))
+            where = f" AND host NOT IN ({_marks(avoid)})" if avoid else ""
+            rows += select(s, where, tuple(avoid), limit - len(rows))
+        if not rows:
+            return []
+        now = time.time()
+        token = secrets.token_hex(16)
+        claimed = 0
+        for ids in _chunks([r["id"] for r in rows]):
+            claimed += s.execute(
+                "UPDATE pages SET state = 'leased', lease_owner = ?, lease_token = ?, lease_until = ?, "
+                f"attempts = attempts + 1 WHERE id IN ({_marks(ids)}) AND state = 'pending'",
+                (owner, token, now + lease_s, *ids),
+            )
+        s.execute(
+            "UPDATE jobs SET pages_in_flight = pages_in_flight + ?, version = version + 1, "
+            "updated_at = ? WHERE id = ?",
+            (claimed, now, job_id),
+        )
+        _start(s, job_id, job["status"], now)
+        return [ClaimedPage(r["id"], r["url"], r["url_hash"], r["host"], r["site"], int(r["depth"]), token)
+                for r in rows]
+
+    return db.retrying(run)
+
+
+def renew_leases(db: Database, job_id: str, owner: str, lease_s: float) -> int:
+    """Push the expiry of every lease `owner` holds on the job; returns leases renewed.
+
+    A lease that already expired and was swept has no owner any more, so it
+    is not renewed: the page belongs to whoever claims it next.
+    """
+
+    def run(s: Session) -> int:
+        return s.execute(
+            "UPDATE pages SET lease_until = ? WHERE job_id = ? AND state = 'leased' AND lease_owner = ?",
+            (time.time() + lease_s, job_id, owner),
+        )
+
+    return db.retrying(run)
+
+
+def release_leases(db: Database, job_id: str, owner: str) -> int:
+    """Hand every page `owner` leases on the job back to pending (pause, cancel, shutdown).
+
+    The claim's attempt is taken back: giving a page up is not losing it.
+    """
+
+    def run(s: Session) -> int:
+        if _lock_job(s, job_id) is None:
+            return 0
+        released = s.execute(
+            "UPDATE pages SET state = 'pending', lease_owner = NULL, lease_token = NULL, "
+            "lease_until = NULL, attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END "
+            "WHERE job_id = ? AND state = 'leased' AND lease_owner = ?",
+            (job_id, owner),
+        )
+        if released:
+            s.execute(
+                "UPDATE jobs SET pages_in_flight = pages_in_flight - ?, version = version + 1, "
+                "updated_at = ? WHERE id = ?",
+                (released, time.time(), job_id),
+            )
+        return released
+
+    return db.retrying(run)
+
+
+def sweep_expired_leases(db: Database, now: float | None = None) -> int:
+    """Return pages whose lease expired to pending, in every job; returns pages swept.
+
+    Runs in any worker, every few seconds, and needs nothing from the dead
+    worker (not even its registry row). A page that was lost
+    MAX_LEASE_LOSSES times is failed with a reason instead.
+    """
+    now = time.time() if now is None else now
+    with db.read() as s:
+        job_ids = [r["job_id"] for r in s.all(
+            "SELECT DISTINCT job_id FROM pages WHERE state = 'leased' AND lease_until < ?", (now,))]
+
+    def sweep_job(job_id: str):
+        def run(s: Session) -> int:
+            if _lock_job(s, job_id) is None:
+                return 0
+            failed = s.execute(
+                "UPDATE pages SET state = 'failed', lease_owner = NULL, lease_token = NULL, "
+                "lease_until = NULL, fetched_at = ?, error = ? WHERE job_id = ? AND state = 'leased' "
+                "AND lease_until < ? AND attempts >= ?",
+                (now, f"the worker crawling this page was lost {MAX_LEASE_LOSSES} times",
+                 job_id, now, MAX_LEASE_LOSSES),
+            )
+            back = s.execute(
+                "UPDATE pages SET state = 'pending', lease_owner = NULL, lease_token = NULL, "
+                "lease_until = NULL WHERE job_id = ? AND state = 'leased' AND lease_until < ?",
+                (job_id, now),
+            )
+            if failed or back:
+                s.execute(
+                    "UPDATE jobs SET pages_in_flight = pages_in_flight - ?, "
+                    "pages_failed = pages_failed + ?, version = version + 1, updated_at = ? WHERE id = ?",
+                    (failed + back, failed, time.time(), job_id),
+                )
+            return failed + back
+
+        return run
+
+    return sum(db.retrying(sweep_job(job_id)) for job_id in job_ids)
+
+
+# ---------------------------------------------------------------- results
+
+
+def commit_batch(db: Database, job_id: str, outcomes: list[PageOutcome], max_pages: int) -> CommitReport:
+    """Write a batch of page outcomes, their new links and emails, and the counters: one transaction.
+
+    Each outcome is written only if its lease token still matches; the
+    links and emails of an outcome that lost its lease are dropped with it
+    (the page is pending again, and whoever fetches it reports them).
+    New pages stop once the job has `max_pages` pages.
+    """
+
+    def run(s: Session) -> CommitReport:
+        report = CommitReport()
+        job = _lock_job(s, job_id)
+        if job is None:
+            report.lost = len(outcomes)
+            return report
+        now = time.time()
+        accepted = [o for o in outcomes if _write_outcome(s, o, now)]
+        report.accepted, report.lost = len(accepted), len(outcomes) - len(accepted)
+        room = max_pages - int(job["pages_discovered"])
+        _store_links(s, job_id, accepted, room, report)
+        report.new_emails = _store_emails(s, job_id, accepted, now)
+        counts = {state: sum(1 for o in accepted if o.state == state) for state in ENDED_STATES}
+        if accepted or report.inserted:
+            s.execute(
+                "UPDATE jobs SET pages_done = pages_done + ?, pages_failed = pages_failed + ?, "
+                "pages_skipped = pages_skipped + ?, pages_in_flight = pages_in_flight - ?, "
+                "pages_discovered = pages_discovered + ?, emails = emails + ?, bytes = bytes + ?, "
+                "version = version + 1, updated_at = ? WHERE id = ?",
+                (counts[DONE], counts[FAILED], counts[SKIPPED], len(accepted), report.inserted,
+                 report.new_emails, sum(o.bytes for o in accepted), now, job_id),
+            )
+        return report
+
+    return db.retrying(run)
+
+
+def _write_outcome(s: Session, o: PageOutcome, now: float) -> bool:
+    return s.execute(
+        "UPDATE pages SET state = ?, http_status = ?, bytes = ?, error = ?, fetched_at = ?, "
+        "lease_owner = NULL, lease_token = NULL, lease_until = NULL "
+        "WHERE id = ? AND state = 'leased' AND lease_token = ?",
+        (o.state, o.http_status, o.bytes, _short(o.error), now, o.page.id, o.page.token),
+    ) == 1
+
+
+def _store_links(s: Session, job_id: str, accepted: list[PageOutcome], room: int,
+                 report: CommitReport) -> None:
+    links: dict[str, NewPage] = {}
+    for o in accepted:
+        for link in o.links:
+            if link.url_hash not in links or link.depth < links[link.url_hash].depth:
+                links[link.url_hash] = link
+    if not links:
+        return
+    if len(links) <= room:
+        report.inserted = _insert_pages(s, job_id, list(links.values()))
+        report.known_hashes.update(links)
+        return
+    # Fewer free places than candidates: one at a time, so the cap is exact
+    # and links that already have a row are not counted against it.
+    query = s.dialect.insert_if_absent("pages", _PAGE_COLUMNS)
+    for key, p in links.items():
+        if report.inserted >= room:
+            report.capped = True
+            break
+        report.inserted += max(0, s.execute(query, (job_id, p.url, key, p.host, p.site, p.depth, PENDING)))
+        report.known_hashes.add(key)
+    report.capped = report.capped or report.inserted >= room
+
+
+def _store_emails(s: Session, job_id: str, accepted: list[PageOutcome], now: float) -> int:
+    """Insert-if-absent per address; known addresses get pages + n and merged sources."""
+    found: dict[str, list] = {}  # email -> [first_url, pages, sources]
+    for o in accepted:
+        for email, kinds in o.emails.items():
+            entry = found.setdefault(email, [o.page.url, 0, set()])
+            entry[1] += 1
+            entry[2].update(kinds)
+    if not found:
+        return 0
+    existing: dict[str, str] = {}
+    for emails in _chunks(sorted(found)):
+        for row in s.all(
+            f"SELECT email, sources FROM emails WHERE job_id = ? AND email IN ({_marks(emails)})",
+            (job_id, *emails),
+        ):
+            existing[row["email"]] = row["sources"]
+    insert = s.dialect.insert_if_absent(
+        "emails", ["job_id", "email", "domain", "first_url", "pages", "sources", "created_at"])
+    new = 0
+    for email, (first_url, pages, kinds) in found.items():
+        if email not in existing:
+            domain = email.rpartition("@")[2]
+            if s.execute(insert, (job_id, email, domain, first_url, pages, _sources(kinds), now)) == 1:
+                new += 1
+                continue
+            existing[email] = s.scalar(
+                "SELECT sources FROM emails WHERE job_id = ? AND email = ?", (job_id, email)) or ""
+        merged = _sources(kinds.union(k for k in existing[email].split(",") if k))
+        s.execute("UPDATE emails SET pages = pages + ?, sources = ? WHERE job_id = ? AND email = ?",
+                  (pages, merged, job_id, email))
+    return new
+
+
+def _sources(kinds) -> str:
+    return ",".join(sorted(kinds))[:255]
+
+
+# ---------------------------------------------------------------- the end of a job
+
+
+def complete_if_done(db: Database, job_id: str) -> bool:
+    """Mark the job completed when it is seeded and no page is pending or leased.
+
+    Returns True for the one caller that made the change: the check and
+    the conditional status update share a transaction behind the job's row
+    lock, so concurrent workers cannot both complete it (or complete it
+    while another commits new pages).
+    """
+
+    def run(s: Session) -> bool:
+        job = _lock_job(s, job_id)
+        if job is None or job["status"] not in RUNNABLE or not job["seeded"]:
+            return False
+        for state in (PENDING, LEASED):
+            if s.scalar("SELECT id FROM pages WHERE job_id = ? AND state = ? LIMIT 1", (job_id, state)):
+                return False
+        now = time.time()
+        target = next_status(job["status"], "complete")
+        return s.execute(
+            "UPDATE jobs SET status = ?, started_at = COALESCE(started_at, ?), finished_at = ?, "
+            "updated_at = ?, version = version + 1 WHERE id = ? AND status = ?",
+            (target.value, now, now, now, job_id, job["status"]),
+        ) == 1
+
+    return db.retrying(run)
+
+
+def open_pages(db: Database, job_id: str) -> int:
+    """Pages of the job still pending or leased."""
+    with db.read() as s:
+        return int(s.scalar(
+            "SELECT COUNT(*) FROM pages WHERE job_id = ? AND state IN ('pending', 'leased')", (job_id,)))
