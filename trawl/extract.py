@@ -86,7 +86,9 @@ _ADDRESS = re.compile(
     r"([a-z0-9_][a-z0-9._+'\-]{0,63})@"
     r"((?:[a-z0-9](?:[a-z0-9\-]{0,61}[a-z0-9])?\.)+[a-z](?:[a-z0-9\-]{0,61}[a-z0-9])?)\Z"
 )
-_HEX_HASH = re.compile(r"[0-9a-f]{16,}|(?=[a-f]*[0-9])(?=[0-9]*[a-f])[0-9a-f]{12,}|"
+# Keys and build hashes (Sentry, webpack): 16+ hex digits mixing letters and
+# digits, or a UUID.
+_HEX_HASH = re.compile(r"(?=[a-f]*[0-9])(?=[0-9]*[a-f])[0-9a-f]{16,}|"
                        r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # Asset and package names that look like addresses: logo@2x.png, lodash@4.17.21.
 _RETINA_OR_VERSION = re.compile(r"(?:^|\.)\d+x\.|\d+\.\d+(?:\.|$)")
@@ -150,9 +152,24 @@ def _around_ats(text: str, start: int = 0, end: int | None = None):
     while at != -1:
         before = _LOCAL_BEFORE.search(text, max(start, at - 65), at)
         after = _DOMAIN_AFTER.match(text, at + 1, end)
-        if before is not None and after is not None and len(before.group()) <= 64:
+        if (
+            before is not None
+            and after is not None
+            and len(before.group()) <= 64
+            and not _inside_a_word(text, before.start() - 1)
+            and not _inside_a_word(text, after.end())
+        ):
             yield before.start(), after.end(), text[before.start() : after.end()]
         at = text.find("@", at + 1, end)
+
+
+def _inside_a_word(text: str, position: int) -> bool:
+    """True when a letter of an alphabetic script touches the address here
+    ("müller@" must not become "ller@"); CJK text may touch an address."""
+    if position < 0 or position >= len(text):
+        return False
+    char = text[position]
+    return not char.isascii() and char < "\u2e80" and char.isalnum()
 
 
 def _addresses_in(text: str) -> list[str]:
@@ -180,7 +197,7 @@ _MAILTO_VALUE = re.compile(r"[^\s\"'<>`]{1,1024}")
 _CFEMAIL = re.compile(r"(?:data-cfemail\s*=\s*[\"']?|email-protection#)([0-9a-f]{4,512})", re.I)
 _ITEMPROP_EMAIL = re.compile(r"itemprop\s*=\s*[\"']?email\b", re.IGNORECASE)
 
-_OBFUSCATION_ANCHORS = ("at]", "at)", "at}", "@]", "@)", "@}")
+_OBFUSCATION_ANCHORS = ("at]", "at)", "at}", "@]", "@)", "@}", "dot]", "dot)", "dot}")
 _BRACKETED_AT = r"\s*(?:\[\s*(?:at|@)\s*\]|\(\s*(?:at|@)\s*\)|\{\s*(?:at|@)\s*\})\s*"
 _BRACKETED_DOT = r"\s*(?:\[\s*(?:dot|\.)\s*\]|\(\s*(?:dot|\.)\s*\)|\{\s*(?:dot|\.)\s*\})\s*"
 _DOT = rf"(?:{_BRACKETED_DOT}|\s+dot\s+|\.)"
@@ -190,9 +207,13 @@ _OBFUSCATED = re.compile(
     re.IGNORECASE,
 )
 _DOT_SEPARATOR = re.compile(_DOT, re.IGNORECASE)
-# Words that follow " at " in prose ("look at the dot com era"), never a mail domain.
-_PROSE_WORDS = frozenset({"the", "a", "an", "this", "that", "our", "my", "your", "his", "her",
-                          "their", "its", "home", "work", "least", "all", "first", "last", "once"})
+# Words around " at " in prose ("find us at acme dot com", "look at the dot
+# com era"): never the local part or the first domain label of an address.
+_PROSE_BEFORE_AT = frozenset({"us", "me", "you", "him", "her", "them", "it", "we", "is", "are",
+                              "was", "be", "look", "looking", "meet", "find", "visit", "here",
+                              "there", "online", "available", "arrive", "stay", "out", "up"})
+_PROSE_AFTER_AT = frozenset({"the", "a", "an", "this", "that", "our", "my", "your", "his", "her",
+                             "their", "its", "home", "work", "least", "all", "first", "last", "once"})
 
 
 class _EmailScan:
@@ -408,7 +429,7 @@ def _deobfuscate(match: re.Match) -> str | None:
     obfuscated_dot = any(separator.group() != "." for separator in _DOT_SEPARATOR.finditer(domain))
     if not any(bracket in at_sign for bracket in "[({"):  # a bare " at " needs a clear address shape
         first_label = domain.split()[0].split(".")[0].lower()
-        if not obfuscated_dot or first_label in _PROSE_WORDS:
+        if not obfuscated_dot or first_label in _PROSE_AFTER_AT or local.lower() in _PROSE_BEFORE_AT:
             return None
     return normalize_email(f"{local}@{_DOT_SEPARATOR.sub('.', domain)}")
 
