@@ -7,6 +7,7 @@ reached the tests skip saying why; under CI=true they fail instead.
 
 from __future__ import annotations
 
+import http.client
 import os
 import secrets
 import signal
@@ -14,7 +15,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,7 +127,7 @@ class Server:
 
 
 def start_server(tmp: Path, database_url: str | None = None, **extra_env: str) -> Server:
-    """gunicorn with gunicorn.conf.py on a free port; waits until /health answers."""
+    """gunicorn with gunicorn.conf.py on a free port; waits until it answers."""
     port = free_port()
     database_url = database_url or f"sqlite:///{tmp / 'web.db'}"
     env = {
@@ -155,12 +155,15 @@ def start_server(tmp: Path, database_url: str | None = None, **extra_env: str) -
         if proc.poll() is not None:
             raise RuntimeError(f"gunicorn exited: {(tmp / f'gunicorn-{port}.log').read_text()}")
         try:
-            urllib.request.urlopen(server.url("/health"), timeout=1).read()
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            conn.request("GET", "/metrics")
+            conn.getresponse().read()  # any answer means the server is up
+            conn.close()
             return server
         except Exception:
             time.sleep(0.1)
     server.stop()
-    raise RuntimeError("gunicorn did not answer /health within 20 s")
+    raise RuntimeError("gunicorn did not answer within 20 s")
 
 
 @pytest.fixture(scope="module")
