@@ -74,9 +74,25 @@ def token_ok(header: str) -> bool:
 
 @app.hook("before_request")
 def require_token():
-    if SETTINGS.api_token and request.path.startswith("/api/"):
-        if not token_ok(request.get_header("Authorization", "")):
-            raise fail(401, "missing or wrong bearer token", {"Authorization": "Bearer token required"})
+    """/api/* takes the bearer token, or the UI's login session plus its CSRF token.
+
+    A bearer token is never attached by a browser on its own, so only
+    cookie-borne (or unauthenticated, tokenless) writes are checked for
+    forgery; see the pages section for the session and CSRF helpers.
+    """
+    if not request.path.startswith("/api/"):
+        return
+    if SETTINGS.api_token and token_ok(request.get_header("Authorization", "")):
+        return
+    unsafe = request.method not in SAFE_METHODS
+    if unsafe and cross_site_request():
+        raise fail(403, "cross-site request refused", {"Origin": "must be this site"})
+    if not SETTINGS.api_token:
+        return
+    if session_nonce() is None:
+        raise fail(401, "missing or wrong bearer token", {"Authorization": "Bearer token required"})
+    if unsafe and not csrf_ok():
+        raise fail(403, "missing or wrong CSRF token", {"csrf_token": "reload the page and try again"})
 
 
 # -- request parsing ------------------------------------------------------------
@@ -339,7 +355,9 @@ def stats():
 def health():
     report = run_checks(DB, SETTINGS)
     code = 200 if report["status"] == "ok" else 503
-    return json_response(report, code, {"Cache-Control": "no-cache"})
+    if wants_html_page():
+        return health_page(report, code)
+    return json_response(report, code, {"Cache-Control": "no-cache", "Vary": "Accept"})
 
 
 def prometheus_lines(data: dict) -> list[str]:
@@ -362,6 +380,185 @@ def metrics():
     data = job_rows.stats(DB, time.time() - SETTINGS.worker_dead_after_s)
     body = ("\n".join(prometheus_lines(data)) + "\n").encode()
     return HTTPResponse(body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+
+
+# -- pages (HTML) -------------------------------------------------------------------------
+# Server-rendered shells from templates/ that static/*.js fills from the JSON
+# API above. With TRAWL_API_TOKEN set, /login trades the token for a signed,
+# HttpOnly, SameSite=Strict session cookie that /api/* accepts as well; each
+# page embeds a CSRF token bound to that session, which every state-changing
+# request made with the cookie must echo (X-CSRF-Token header or form field).
+
+import hashlib  # noqa: E402  (kept with the section that alone uses them)
+import os  # noqa: E402
+import secrets  # noqa: E402
+from urllib.parse import quote, urlsplit  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TEMPLATE_DIR = os.path.join(HERE, "templates")
+STATIC_DIR = os.path.join(HERE, "static")
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+SESSION_COOKIE = "trawl_session"
+SESSION_TTL_S = 12 * 3600
+# Scripts and styles only from our own files: crawled text can never run.
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+PAGE_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+def _sign(text: str) -> str:
+    # Keyed by the API token: changing the token ends every session.
+    key = hashlib.sha256(b"trawl-session\0" + (SETTINGS.api_token or "").encode()).digest()
+    return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
+
+
+def new_session_cookie() -> str:
+    body = f"{int(time.time()) + SESSION_TTL_S}.{secrets.token_hex(16)}"
+    return f"{body}.{_sign(body)}"
+
+
+def session_nonce() -> str | None:
+    """The nonce of this request's valid, unexpired session cookie, else None."""
+    expires, _, rest = (request.get_cookie(SESSION_COOKIE) or "").partition(".")
+    nonce, _, sig = rest.partition(".")
+    if not (expires.isdigit() and nonce and sig) or int(expires) < time.time():
+        return None
+    return nonce if hmac.compare_digest(sig, _sign(f"{expires}.{nonce}")) else None
+
+
+def csrf_token() -> str:
+    nonce = session_nonce()
+    return _sign("csrf." + nonce) if nonce else ""
+
+
+def csrf_ok() -> bool:
+    given = request.get_header("X-CSRF-Token") or ""
+    if not given and (request.content_type or "").startswith(
+            ("application/x-www-form-urlencoded", "multipart/form-data")):
+        given = request.forms.get("csrf_token") or ""
+    expected = csrf_token()
+    return bool(expected) and hmac.compare_digest(given.encode(), expected.encode())
+
+
+def cross_site_request() -> bool:
+    """True when the browser says the request was sent by another site (or port)."""
+    if request.get_header("Sec-Fetch-Site", "") == "cross-site":
+        return True
+    origin = request.get_header("Origin")
+    return bool(origin) and urlsplit(origin).netloc != request.get_header("Host", "")
+
+
+def wants_html_page() -> bool:
+    accept = request.get_header("Accept", "")
+    return "text/html" in accept and "application/json" not in accept
+
+
+def render(name: str, status: int = 200, **values) -> HTTPResponse:
+    values.setdefault("title", "Trawl")
+    body = bottle.template(name, template_lookup=[TEMPLATE_DIR], csrf=csrf_token(),
+                           login=bool(SETTINGS.api_token), path=request.path, **values)
+    out = HTTPResponse(body.encode(), status=status, headers=dict(PAGE_HEADERS))
+    out.content_type = "text/html; charset=utf-8"
+    return out
+
+
+def require_login() -> None:
+    """Send a browser without a valid session to /login (only when a token is set)."""
+    if SETTINGS.api_token and session_nonce() is None:
+        target = request.path + (("?" + request.query_string) if request.query_string else "")
+        raise HTTPResponse(status=303, headers={"Location": "/login?next=" + quote(target, safe="")})
+
+
+def safe_next(raw: str | None) -> str:
+    """Only local paths: never //evil.example or a scheme."""
+    return raw if raw and raw.startswith("/") and not raw.startswith("//") and "\\" not in raw else "/"
+
+
+def rerun_prefill(job_id: str | None) -> dict | None:
+    """Options and seeds of an earlier job, for "Run again"."""
+    if not job_id:
+        return None
+    try:
+        job = job_rows.load_job(DB, job_id)
+        with DB.read() as s:
+            seeds = job_rows.load_seeds(s, job_id)
+    except JobNotFound:
+        return None
+    return {"name": job["name"], "urls": "\n".join(seeds), **json.loads(job["options"])}
+
+
+@app.get("/")
+def home_page():
+    require_login()
+    return render("home", title="Trawl · new crawl", prefill=rerun_prefill(request.query.get("from")))
+
+
+@app.get("/jobs/<job_id>")
+def job_page(job_id: str):
+    require_login()
+    try:
+        job = job_rows.load_job(DB, job_id)
+    except JobNotFound:
+        return render("missing", 404, title="Trawl · no such job", job_id=job_id)
+    doc = progress.job_document(job, live_workers_for(job_id))
+    return render("job", title=f"Trawl · {job['name'] or job_id}", job=doc,
+                  initial=json.dumps(doc, separators=(",", ":")))
+
+
+@app.get("/workers")
+def workers_page():
+    require_login()
+    return render("workers", title="Trawl · workers")
+
+
+def health_page(report: dict, code: int) -> HTTPResponse:
+    return render("health", code, title="Trawl · health", report=report)
+
+
+@app.get("/login")
+def login_form():
+    if not SETTINGS.api_token:
+        raise HTTPResponse(status=303, headers={"Location": "/"})
+    return render("login", title="Trawl · log in", error="", next=safe_next(request.query.get("next")))
+
+
+@app.post("/login")
+def login():
+    next_path = safe_next(request.forms.get("next"))
+    if not SETTINGS.api_token or cross_site_request():
+        return render("login", 403, title="Trawl · log in", error="Log in from this site's own page.",
+                      next=next_path)
+    if not token_ok("Bearer " + (request.forms.getunicode("token") or "")):
+        time.sleep(0.5)  # a guess costs the guesser, not the server (gevent sleep)
+        return render("login", 401, title="Trawl · log in", error="That token is not right.", next=next_path)
+    out = HTTPResponse(status=303, headers={"Location": next_path, "Cache-Control": "no-store"})
+    out.set_cookie(SESSION_COOKIE, new_session_cookie(), max_age=SESSION_TTL_S, path="/",
+                   httponly=True, samesite="Strict", secure=request.urlparts.scheme == "https")
+    return out
+
+
+@app.post("/logout")
+def logout():
+    if SETTINGS.api_token and (cross_site_request() or not csrf_ok()):
+        return render("login", 403, title="Trawl · log in", error="Log out from this site's own page.",
+                      next="/")
+    out = HTTPResponse(status=303, headers={"Location": "/login" if SETTINGS.api_token else "/"})
+    out.delete_cookie(SESSION_COOKIE, path="/")
+    return out
+
+
+@app.get("/static/<path:path>")
+def static(path: str):
+    out = bottle.static_file(path, root=STATIC_DIR)
+    out.set_header("X-Content-Type-Options", "nosniff")
+    out.set_header("Cache-Control", "no-cache")  # revalidated by Last-Modified: 304s
+    return out
 
 
 # -- CLI ----------------------------------------------------------------------------------
