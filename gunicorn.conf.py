@@ -8,6 +8,10 @@ hop-by-hop `Connection` header and decides keep-alive itself.
 
 import os as _os
 import re as _re
+import sys as _sys
+
+# The engine package sits beside this file, wherever gunicorn is started from.
+_sys.path.insert(0, _os.path.dirname(_os.path.abspath(__file__)))
 
 from trawl.config import load as _load_settings
 from trawl.netcheck import refuse_public_bind_without_token
@@ -28,6 +32,7 @@ accesslog = _os.environ.get("TRAWL_ACCESS_LOG") or None
 errorlog = "-"
 loglevel = _os.environ.get("TRAWL_LOG_LEVEL", "info")
 proc_name = "trawl-web"
+chdir = _os.path.dirname(_os.path.abspath(__file__))
 
 # Responses that fire the worker trigger from their close(): answered with
 # Connection: close so the client is done the moment it has the body.
