@@ -7,11 +7,16 @@ worker absence is reported, not failed.
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 import time
 from dataclasses import asdict, dataclass
 
 from trawl.config import Settings
 from trawl.store import Database
+from trawl.store.dialect import SqliteTarget, parse_database_url
 from trawl.store.schema import LATEST_VERSION, current_version
 
 
@@ -70,13 +75,105 @@ def check_pycurl() -> Check:
         return Check("pycurl", False, f"not importable: {exc}")
     info = pycurl.version_info()
     async_dns = bool(info[4] & pycurl.VERSION_ASYNCHDNS)
-    data = {"pycurl": pycurl.version, "libcurl": info[1], "ssl": info[5], "async_dns": async_dns}
-    detail = f"{pycurl.version}; asynchronous DNS {'yes' if async_dns else 'NO'}"
+    http2 = bool(info[4] & getattr(pycurl, "VERSION_HTTP2", 0))
+    data = {"pycurl": pycurl.version, "libcurl": info[1], "ssl": info[5], "async_dns": async_dns,
+            "http2": http2}
+    detail = f"{pycurl.version}; asynchronous DNS {'yes' if async_dns else 'NO'}; HTTP/2 {'yes' if http2 else 'no'}"
     return Check("pycurl", async_dns, detail, data)
 
 
+def check_supervisors(db: Database, settings: Settings) -> Check:
+    """Live supervisor heartbeats: reported, never failed (an idle set-up runs none)."""
+    try:
+        with db.read() as s:
+            n = int(s.scalar(
+                "SELECT COUNT(*) FROM workers WHERE role = 'supervisor' AND heartbeat_at >= ?",
+                (time.time() - settings.worker_dead_after_s,)))
+    except Exception as exc:
+        return Check("supervisors", False, f"cannot read the registry: {exc}")
+    return Check("supervisors", True, f"{n} live supervisors", {"live": n})
+
+
+def _data_dir(settings: Settings) -> str:
+    """Where Trawl writes: the SQLite file's directory, else the run directory."""
+    try:
+        target = parse_database_url(settings.database_url)
+    except ValueError:
+        target = None
+    path = os.path.dirname(os.path.abspath(target.path)) if isinstance(target, SqliteTarget) else settings.run_dir
+    while path and not os.path.exists(path):  # a run dir not created yet: its parent's disk
+        path = os.path.dirname(path.rstrip(os.sep)) or os.sep
+    return path or "."
+
+
+MIN_FREE_BYTES = 256 * 2**20
+MIN_FREE_SHARE = 0.02
+
+
+def check_disk(settings: Settings) -> Check:
+    path = _data_dir(settings)
+    try:
+        usage = shutil.disk_usage(path)
+    except OSError as exc:
+        return Check("disk", False, f"cannot stat {path}: {exc}")
+    share = usage.free / usage.total if usage.total else 0.0
+    ok = usage.free >= MIN_FREE_BYTES and share >= MIN_FREE_SHARE
+    data = {"path": path, "free_bytes": usage.free, "total_bytes": usage.total, "free_share": round(share, 4)}
+    detail = f"{usage.free / 2**30:.1f} GiB free of {usage.total / 2**30:.1f} GiB ({share:.0%}) at {path}"
+    if not ok:
+        detail += f"; needs at least {MIN_FREE_BYTES // 2**20} MiB and {MIN_FREE_SHARE:.0%}"
+    return Check("disk", ok, detail, data)
+
+
+def check_spawn(timeout_s: float = 15.0) -> Check:
+    """A child interpreter (what a worker is) starts, imports the engine and is reaped."""
+    started = time.perf_counter()
+    try:
+        child = subprocess.Popen([sys.executable, "-c", "import trawl, pycurl"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    except OSError as exc:
+        return Check("spawn", False, f"cannot start {sys.executable}: {exc}")
+    try:
+        _, err = child.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.communicate()
+        return Check("spawn", False, f"child did not exit within {timeout_s:.0f} s (killed and reaped)")
+    ms = (time.perf_counter() - started) * 1000
+    data = {"pid": child.pid, "exit_code": child.returncode, "ms": round(ms, 1)}
+    if child.returncode != 0:
+        last = (err.decode(errors="replace").strip().splitlines() or ["no output"])[-1]
+        return Check("spawn", False, f"child exited with {child.returncode}: {last}", data)
+    return Check("spawn", True, f"worker-like process {child.pid} started and reaped in {ms:.0f} ms", data)
+
+
+def check_bloom() -> Check:
+    try:
+        from pybloom_live import BloomFilter
+
+        probe = BloomFilter(capacity=1000, error_rate=0.001)
+        probe.add("https://example.org/")
+        works = "https://example.org/" in probe and "https://example.net/" not in probe
+    except Exception as exc:
+        return Check("bloom", False, f"pybloom_live not usable: {exc}")
+    try:
+        from importlib.metadata import version as dist_version
+
+        version = dist_version("pybloom-live")
+    except Exception:
+        version = "?"
+    return Check("bloom", works, f"pybloom_live {version} importable and working" if works
+                 else "pybloom_live answers membership wrongly", {"version": version})
+
+
 def run_checks(db: Database, settings: Settings) -> dict:
-    checks = [check_database(db), check_queue(db), check_workers(db, settings), check_pycurl()]
+    database = check_database(db)
+    if database.ok:
+        stored = [check_queue(db), check_workers(db, settings), check_supervisors(db, settings)]
+    else:  # one connect timeout is enough: don't wait for it three more times
+        stored = [Check(name, False, "not checked: the database check failed")
+                  for name in ("queue", "workers", "supervisors")]
+    checks = [database, *stored, check_pycurl(), check_bloom(), check_disk(settings), check_spawn()]
     return {
         "status": "ok" if all(c.ok for c in checks) else "unhealthy",
         "checks": [asdict(c) for c in checks],
