@@ -256,12 +256,12 @@ def claim_pages(
         job = _lock_job(s, job_id)
         if job is None or job["status"] not in RUNNABLE:
             return []
-        preferred = list(dict.fromkeys(prefer_hosts))[:MAX_PREFERRED_HOSTS]
+        taken = {r["host"] for r in s.all(
+            "SELECT DISTINCT host FROM pages WHERE job_id = ? AND state = 'leased' AND lease_owner <> ?",
+            (job_id, owner))}
+        preferred = [h for h in dict.fromkeys(prefer_hosts) if h not in taken][:MAX_PREFERRED_HOSTS]
         rows = select(s, f" AND host IN ({_marks(preferred)})", tuple(preferred), limit) if preferred else []
         if len(rows) < limit:
-            taken = {r["host"] for r in s.all(
-                "SELECT DISTINCT host FROM pages WHERE job_id = ? AND state = 'leased' "
-                "AND lease_owner <> ?", (job_id, owner))}
             avoid = list(taken.union(preferred))
             where = f" AND host NOT IN ({_marks(avoid)})" if avoid else ""
             rows += select(s, where, tuple(avoid), limit - len(rows))

@@ -1,0 +1,468 @@
+"""The worker: claim → fetch → extract → commit, one job at a time.
+
+A `Worker` lives in its own process (the supervisor starts it and runs a
+heartbeat thread that reads `current_job` and `pages_done`). Its loop:
+
+1. pick the oldest runnable job that still wants a worker, expanding its
+   raw seeds into pages if nobody has yet;
+2. keep up to 2 × `concurrency` pages leased: claim batches, preferring the
+   hosts it already crawls (`frontier.claim_pages`);
+3. for each page: robots.txt first (fetched once per site through the same
+   Fetcher, so the SSRF guard and politeness apply to it), then the page;
+4. extract links and emails from each body; keep links that are in scope
+   (depth, same registered domain as the page's seed, no trap shape) and
+   not already known to this worker's Bloom filter;
+5. every half second or 100 pages, commit the batch in one transaction;
+6. every half second, read the job's status: on pause or cancel, abort
+   the transfers, commit what is finished and hand the rest back;
+7. when the job has nothing left for it, complete the job if nothing at
+   all is left, and go back to 1. With no job at all, back off (capped).
+
+Everything runs on one thread: the Fetcher drives all transfers from
+`poll()`, and the database calls between polls are short.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from trawl.config import Settings
+from trawl.dedupe import SeenPages
+from trawl.extract import extract
+from trawl.fetch import Fetcher, FetchResult
+from trawl.jobs import FINISHED, MAX_SEEDS, JobOptions, Status, options_from_stored
+from trawl.robots import RobotsPolicy
+from trawl.store import frontier, job_rows
+from trawl.store.database import Database
+from trawl.store.frontier import DONE, FAILED, SKIPPED, ClaimedPage, NewPage, PageOutcome
+from trawl.urls import canonicalize, host_of, looks_like_trap, registered_domain, url_hash
+
+log = logging.getLogger(__name__)
+
+RUNNABLE = frozenset({Status.QUEUED.value, Status.RUNNING.value})
+# Pause and cancel must be seen within 1 s: the job's status is read this often.
+STATUS_CHECK_S = 0.5
+COMMIT_EVERY_S = 0.5
+COMMIT_BATCH = 100
+POLL_S = 0.05
+# After an empty claim, wait this long before asking again (other workers'
+# commits may add pages meanwhile).
+DRY_CLAIM_WAIT_S = 1.0
+MIN_BACKOFF_S, MAX_BACKOFF_S = 0.05, 2.0
+ROBOTS_RECHECK_S = 0.5
+# Per-job memory (Bloom filter, robots.txt rules, hosts) kept for this many jobs.
+REMEMBERED_JOBS = 4
+REMEMBERED_HOSTS = 1000
+
+
+@dataclass
+class _JobMemory:
+    """What a worker learned about a job, kept between its visits to it."""
+
+    seen: SeenPages
+    robots: RobotsPolicy
+    hosts: OrderedDict  # host -> None, most recently crawled last
+
+
+@dataclass(frozen=True)
+class _RobotsFetch:
+    origin: str
+
+
+class Worker:
+    """One crawling process's engine; see the module docstring."""
+
+    def __init__(self, settings: Settings, db: Database, worker_id: str, host: str):
+        self.settings = settings
+        self.db = db
+        self.id = worker_id
+        self.host = host
+        # Read by the supervisor's heartbeat thread: plain attribute reads
+        # and writes, no lock needed.
+        self.current_job: str | None = None
+        self.pages_done = 0
+        self._memory: OrderedDict[str, _JobMemory] = OrderedDict()
+        self._next_sweep = 0.0
+
+    # ---------------------------------------------------------------- the loop
+
+    def run(
+        self,
+        should_stop: Callable[[], bool],
+        idle_exit_s: float | None = None,
+        max_pages: int | None = None,
+    ) -> int:
+        """Crawl until `should_stop()`, `max_pages` pages or `idle_exit_s` idle; returns pages processed."""
+        start = self.pages_done
+        idle_since: float | None = None
+        backoff = MIN_BACKOFF_S
+        while not should_stop():
+            budget = None if max_pages is None else max_pages - (self.pages_done - start)
+            if budget is not None and budget <= 0:
+                break
+            if self._work_once(should_stop, budget):
+                idle_since, backoff = None, MIN_BACKOFF_S
+                continue
+            now = time.monotonic()
+            idle_since = idle_since or now
+            if idle_exit_s is not None and now - idle_since >= idle_exit_s:
+                break
+            _sleep(should_stop, backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF_S)
+        return self.pages_done - start
+
+    def _work_once(self, should_stop: Callable[[], bool], budget: int | None) -> bool:
+        """Offer this worker to each runnable job in turn; True when one made progress."""
+        try:
+            self.sweep_if_due()
+            for job in frontier.runnable_jobs(self.db, self.id, self.settings.worker_dead_after_s):
+                if should_stop():
+                    return False
+                if self.crawl_job(job["id"], should_stop, budget):
+                    return True
+        except Exception:
+            # The database may be away longer than db.retrying waits. Our
+            # leases expire and are swept; back off and try again.
+            log.exception("worker %s: crawl step failed", self.id)
+        return False
+
+    def sweep_if_due(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_sweep:
+            self._next_sweep = now + min(10.0, max(0.5, self.settings.lease_s / 2))
+            swept = frontier.sweep_expired_leases(self.db)
+            if swept:
+                log.info("worker %s: %d expired leases returned to the queue", self.id, swept)
+
+    # ---------------------------------------------------------------- one job
+
+    def crawl_job(self, job_id: str, should_stop: Callable[[], bool], budget: int | None = None) -> bool:
+        """Work on one job while it has pages for this worker; True when anything happened."""
+        try:
+            job = job_rows.load_job(self.db, job_id)
+        except job_rows.JobNotFound:
+            return False
+        if job["status"] not in RUNNABLE:
+            return False
+        progressed = False
+        if not job["seeded"]:
+            progressed = frontier.expand_seeds(self.db, job_id) > 0
+        options = options_from_stored(json.loads(job["options"]), "")
+        memory = self._memory_for(job_id, options)
+        self.current_job = job_id
+        try:
+            crawl = _JobCrawl(self, job_id, options, memory)
+            processed = crawl.run(should_stop, budget)
+        finally:
+            self.current_job = None
+        if crawl.drained and frontier.complete_if_done(self.db, job_id):
+            log.info("job %s completed", job_id)
+            progressed = True
+        return progressed or processed > 0
+
+    def _memory_for(self, job_id: str, options: JobOptions) -> _JobMemory:
+        memory = self._memory.pop(job_id, None)
+        if memory is None:
+            memory = _JobMemory(
+                # Keys that can enter: every page the job may store (seeds
+                # are not limited by max_pages).
+                seen=SeenPages(options.max_pages + MAX_SEEDS),
+                robots=RobotsPolicy(self.settings.user_agent, options.obey_robots),
+                hosts=OrderedDict(),
+            )
+        self._memory[job_id] = memory
+        while len(self._memory) > REMEMBERED_JOBS:
+            self._memory.popitem(last=False)
+        return memory
+
+
+class _JobCrawl:
+    """One visit of a worker to a job: its Fetcher, leased pages and pending results."""
+
+    def __init__(self, worker: Worker, job_id: str, options: JobOptions, memory: _JobMemory):
+        self.worker = worker
+        self.db = worker.db
+        self.job_id = job_id
+        self.options = options
+        self.memory = memory
+        self.lease_s = worker.settings.lease_s
+        self.host_delay_s = options.per_host_delay_ms / 1000
+        self.fetcher = Fetcher(
+            worker.settings,
+            concurrency=options.concurrency,
+            per_host_connections=options.per_host_connections,
+            per_host_delay_s=self.host_delay_s,
+        )
+        self.pages: dict[int, ClaimedPage] = {}  # leased to us, result not committed yet
+        self.parked: dict[str, list[ClaimedPage]] = {}  # origin -> pages waiting for robots.txt
+        self.outcomes: list[PageOutcome] = []
+        self.delays_applied: set[str] = set()
+        self.capped = False  # the job reached max_pages: links are no longer worth a look
+        self.processed = 0
+        self.drained = False  # left because the job had nothing more for us
+        self.stopping = False
+
+    # ---------------------------------------------------------------- loop
+
+    def run(self, should_stop: Callable[[], bool], budget: int | None) -> int:
+        concurrency = self.options.concurrency
+        target, low_water = max(10, 2 * concurrency), max(5, concurrency)
+        now = time.monotonic()
+        next_status = next_commit = now
+        next_renew = now + self.lease_s / 3
+        next_robots = now + ROBOTS_RECHECK_S
+        dry_until = 0.0
+        try:
+            while True:
+                now = time.monotonic()
+                if now >= next_status:
+                    next_status = now + STATUS_CHECK_S
+                    if should_stop() or not self._job_runnable():
+                        self._abort()
+                        return self.processed
+                elif should_stop():
+                    self._abort()
+                    return self.processed
+                self.worker.sweep_if_due()
+                room = target - len(self.pages)
+                if budget is not None:
+                    room = min(room, budget - self.processed - len(self.pages))
+                if len(self.pages) < low_water and room > 0 and now >= dry_until:
+                    if not self._claim(room):
+                        dry_until = now + DRY_CLAIM_WAIT_S
+                if self.parked and now >= next_robots:
+                    next_robots = now + ROBOTS_RECHECK_S
+                    self._recheck_robots()
+                self._poll()
+                if self.outcomes and (
+                    len(self.outcomes) >= min(COMMIT_BATCH, len(self.pages)) or now >= next_commit
+                ):
+                    self._commit()
+                    next_commit, dry_until = now + COMMIT_EVERY_S, 0.0
+                if self.pages and now >= next_renew:
+                    next_renew = now + self.lease_s / 3
+                    frontier.renew_leases(self.db, self.job_id, self.worker.id, self.lease_s)
+                if not self.pages and (now < dry_until or room <= 0):
+                    self.drained = room > 0
+                    return self.processed
+        except BaseException:
+            self._give_back_quietly()
+            raise
+        finally:
+            self._close_fetcher()
+
+    def _job_runnable(self) -> bool:
+        try:
+            _, status = job_rows.job_version(self.db, self.job_id)
+        except job_rows.JobNotFound:
+            return False
+        return status in RUNNABLE
+
+    def _poll(self) -> None:
+        if self.fetcher.pending == 0:
+            time.sleep(POLL_S)  # only parked pages: nothing to drive
+            return
+        for result in self.fetcher.poll(POLL_S):
+            self._on_result(result)
+
+    # ---------------------------------------------------------------- claims
+
+    def _claim(self, limit: int) -> int:
+        hosts = self.memory.hosts
+        prefer = list(reversed(hosts))[: frontier.MAX_PREFERRED_HOSTS]
+        claimed = frontier.claim_pages(self.db, self.job_id, self.worker.id, limit, self.lease_s, prefer)
+        for page in claimed:
+            self.pages[page.id] = page
+            hosts.pop(page.host, None)
+            hosts[page.host] = None
+            self._dispatch(page)
+        while len(hosts) > REMEMBERED_HOSTS:
+            hosts.popitem(last=False)
+        self.memory.seen.remember(page.url_hash for page in claimed)
+        return len(claimed)
+
+    def _dispatch(self, page: ClaimedPage) -> None:
+        """Fetch the page, or park it until its site's robots.txt is known, or skip it."""
+        if self.stopping:
+            return  # its lease is being handed back
+        robots = self.memory.robots
+        if not robots.ready(page.url):
+            origin = _origin(page.url)
+            self.parked.setdefault(origin, []).append(page)
+            robots_url = robots.needs_fetch(page.url)
+            if robots_url:
+                self.fetcher.submit(robots_url, _RobotsFetch(origin))
+            return
+        if not robots.allowed(page.url):
+            self._end(page, SKIPPED, error="disallowed by robots.txt")
+            return
+        if page.host not in self.delays_applied:
+            self.delays_applied.add(page.host)
+            delay = robots.crawl_delay(page.url)
+            if delay and delay > self.host_delay_s:
+                self.fetcher.set_host_delay(urlsplit(page.url).hostname or page.host, delay)
+        self.fetcher.submit(page.url, page.id)
+
+    def _recheck_robots(self) -> None:
+        """Sites whose robots.txt must be fetched again after a failure, or became known."""
+        for origin, waiting in list(self.parked.items()):
+            robots = self.memory.robots
+            if robots.ready(waiting[0].url):
+                for page in self.parked.pop(origin):
+                    self._dispatch(page)
+                continue
+            robots_url = robots.needs_fetch(waiting[0].url)
+            if robots_url:
+                self.fetcher.submit(robots_url, _RobotsFetch(origin))
+
+    # ---------------------------------------------------------------- results
+
+    def _on_result(self, result: FetchResult) -> None:
+        if isinstance(result.key, _RobotsFetch):
+            self.memory.robots.record(result.url, result)
+            for page in self.parked.pop(result.key.origin, []):
+                self._dispatch(page)
+            return
+        page = self.pages.get(result.key)
+        if page is None or result.outcome == "cancelled":
+            return  # a cancelled page stays leased until it is released
+        if result.outcome == "ok":
+            self._on_page(page, result)
+        elif result.outcome == "not_html":
+            self._end(page, SKIPPED, result, error=result.error)
+        else:
+            self._end(page, FAILED, result, error=result.error or result.outcome)
+
+    def _on_page(self, page: ClaimedPage, result: FetchResult) -> None:
+        final = canonicalize(result.final_url) or page.url
+        if (final != page.url and self.options.same_domain
+                and registered_domain(host_of(final)) != page.site):
+            self._end(page, SKIPPED, result, error=f"redirected out of scope to {final}")
+            return
+        try:
+            content = extract(result.text or "", final)
+        except Exception as exc:  # a page must never take the worker down
+            log.exception("extracting %s failed", page.url)
+            self._end(page, FAILED, result, error=f"could not parse the page: {exc!r}")
+            return
+        self._end(page, DONE, result, links=self._new_links(page, content.links), emails=content.emails)
+
+    def _new_links(self, page: ClaimedPage, urls: list[str]) -> list[NewPage]:
+        """Links worth offering to the store: in scope, not traps, not known to the filter."""
+        depth = page.depth + 1
+        if depth > self.options.max_depth or self.capped:
+            return []
+        same_domain, site, seen = self.options.same_domain, page.site, self.memory.seen
+        links = []
+        for url in urls:  # canonical and de-duplicated by extract()
+            host = host_of(url)
+            if same_domain and registered_domain(host) != site:
+                continue
+            if looks_like_trap(url):
+                continue
+            key = url_hash(url)
+            if key not in seen:
+                links.append(NewPage(url, key, host, site, depth))
+        return links
+
+    def _end(self, page: ClaimedPage, state: str, result: FetchResult | None = None,
+             error: str | None = None, links: list[NewPage] | None = None,
+             emails: dict[str, set[str]] | None = None) -> None:
+        self.outcomes.append(PageOutcome(
+            page=page,
+            state=state,
+            http_status=result.status if result else None,
+            bytes=result.bytes if result else 0,
+            error=error,
+            links=links or [],
+            emails=emails or {},
+        ))
+
+    def _commit(self) -> None:
+        outcomes, self.outcomes = self.outcomes, []
+        report = frontier.commit_batch(self.db, self.job_id, outcomes, self.options.max_pages)
+        for outcome in outcomes:
+            self.pages.pop(outcome.page.id, None)
+        self.memory.seen.remember(report.known_hashes)
+        self.capped = self.capped or report.capped
+        self.processed += report.accepted
+        self.worker.pages_done += report.accepted
+        if report.lost:
+            log.warning("job %s: %d results dropped, their leases had expired", self.job_id, report.lost)
+
+    # ---------------------------------------------------------------- stopping
+
+    def _abort(self) -> None:
+        """Pause, cancel or shutdown: stop transfers, keep finished results, hand back the rest."""
+        self.stopping = True
+        for result in self.fetcher.cancel_all():
+            self._on_result(result)
+        if self.outcomes:
+            self._commit()
+        if self.pages:
+            frontier.release_leases(self.db, self.job_id, self.worker.id)
+        self.pages.clear()
+        self.parked.clear()
+
+    def _close_fetcher(self) -> None:
+        # A robots.txt fetch cut short must be forgotten, or the site would
+        # wait for its answer on the next visit to this job.
+        self.stopping = True
+        for result in self.fetcher.cancel_all():
+            if isinstance(result.key, _RobotsFetch):
+                self.memory.robots.record(result.url, result)
+        self.fetcher.close()
+
+    def _give_back_quietly(self) -> None:
+        try:
+            self.stopping = True
+            frontier.release_leases(self.db, self.job_id, self.worker.id)
+        except Exception:
+            log.warning("job %s: could not release leases; they expire in %ss", self.job_id, self.lease_s)
+
+
+def _origin(url: str) -> str:
+    """scheme://host[:port] of a canonical URL."""
+    end = url.find("/", url.find("//") + 2)
+    return url if end == -1 else url[:end]
+
+
+def _sleep(should_stop: Callable[[], bool], seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not should_stop():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        time.sleep(min(left, 0.1))
+
+
+# ---------------------------------------------------------------- inline crawls
+
+
+def run_inline(settings: Settings, db: Database, job_id: str, should_stop: Callable[[], bool]) -> None:
+    """Crawl one job to its end in the calling process (`python app.py crawl --inline`).
+
+    Waits while the job is paused; returns when it is finished (or deleted),
+    or when `should_stop()`.
+    """
+    worker_id = f"inline-{settings.node}-{os.getpid()}-{secrets.token_hex(3)}"[:40]
+    worker = Worker(settings, db, worker_id, settings.node)
+    while not should_stop():
+        try:
+            _, status = job_rows.job_version(db, job_id)
+        except job_rows.JobNotFound:
+            return
+        if Status(status) in FINISHED:
+            return
+        if status in RUNNABLE and worker.crawl_job(job_id, should_stop):
+            continue
+        worker.sweep_if_due()  # pages another (dead) worker held come back here
+        _sleep(should_stop, 0.2)
