@@ -23,6 +23,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+class PoolExhausted(RuntimeError):
+    pass
+
+
 class Session:
     """One connection for the length of a block; `?` placeholders everywhere."""
 
@@ -110,7 +114,10 @@ class Database:
     # -- pool --------------------------------------------------------------
 
     def _acquire(self):
-        self._slots.acquire()
+        if not self._slots.acquire(timeout=30):
+            # A block that opens another block while holding one could wait
+            # forever on a small pool; fail loudly instead.
+            raise PoolExhausted(f"no free database connection after 30 s ({self.url})")
         try:
             with self._lock:
                 if self._idle:
