@@ -41,7 +41,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from trawl.config import Settings
+from trawl.config import HARD_MAX_WORKERS, Settings
 
 log = logging.getLogger("trawl.supervisor")
 
@@ -190,7 +190,7 @@ class Supervisor:
         self.started_at = time.time()
         self.children: dict[int, Child] = {}
         self.cleanups: list[str] = []        # worker ids whose leases/rows still need releasing
-        self.target = 0 if count is None else count
+        self.target = 0 if count is None else max(0, min(count, HARD_MAX_WORKERS))
         self.stopping = False
         self.force = False
         self.db = None
@@ -435,7 +435,11 @@ class Supervisor:
             self.cleanups.pop(0)
 
     def _release_worker(self, worker_id: str) -> bool:
-        released = self._registry().release_leases(self.db, worker_id)
+        from trawl.store import frontier
+
+        released = 0
+        if self._registry().expire_leases_of(self.db, worker_id):
+            released = frontier.sweep_expired_leases(self.db)
         self._registry().unregister(self.db, worker_id)
         if released:
             log.info("released %d pages leased by %s", released, worker_id)

@@ -119,3 +119,15 @@ def runnable_jobs(db: Database) -> list[dict]:
         out.append({"id": row["id"], "status": row["status"], "remaining": int(row["remaining"] or 0),
                     "workers": options.get("workers"), "concurrency": options.get("concurrency") or 50})
     return out
+
+
+def expire_leases_of(db: Database, owner: str) -> int:
+    """End now the leases of a worker known to be dead (reaped by its supervisor).
+
+    Only the expiry moves; `frontier.sweep_expired_leases` then returns the
+    pages to pending (or fails a page lost too often) and fixes the job
+    counters, exactly as if the leases had run out.
+    """
+    with db.read() as s:
+        return s.execute(
+            "UPDATE pages SET lease_until = 0 WHERE state = 'leased' AND lease_owner = ?", (owner,))
