@@ -195,9 +195,24 @@ _JS_RUN = re.compile(r"[A-Za-z0-9._+\-@\\]*")
 _JS_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})|\\x([0-9a-fA-F]{2})")
 _MAILTO_VALUE = re.compile(r"[^\s\"'<>`]{1,1024}")
 _CFEMAIL = re.compile(r"(?:data-cfemail\s*=\s*[\"']?|email-protection#)([0-9a-f]{4,512})", re.I)
-_ITEMPROP_EMAIL = re.compile(r"itemprop\s*=\s*[\"']?email\b", re.IGNORECASE)
+_ITEMPROP_BEFORE = re.compile(r"itemprop\s*=\s*[\"']?\Z")
 
-_OBFUSCATION_ANCHORS = ("at]", "at)", "at}", "@]", "@)", "@}", "dot]", "dot)", "dot}")
+# Anchors as regexes that start with a literal character, which `re` finds
+# with a fast scan (a regex starting with a character class or an alternation
+# tries every position and runs ten times slower). All run on lower-case text.
+# Only references to characters an address is made of ("&#8217;" is not one).
+_ENTITY_ANCHOR = re.compile(
+    r"&(?:#(?:[xX]0*[2-7][0-9a-fA-F](?![0-9a-fA-F])|0*(?:4[3-9]|[5-9][0-9]|1[01][0-9]|12[0-2])(?![0-9]))"
+    r"|commat|period)"
+)
+_JS_ANCHOR = re.compile(r"\\(?:u00(?:40|2e)|x(?:40|2e))")
+# "at", "@" or "dot" in brackets: "[at]", "( dot )", "{@}"; one regex per
+# bracket so that each starts with its literal opening bracket.
+_BRACKETED_ANCHORS = tuple(
+    (opening, re.compile(rf"\{opening}\s{{0,3}}(?:at|dot|@)\s{{0,3}}\{closing}"))
+    for opening, closing in ("[]", "()", "{}")
+)
+_BARE_DOT = re.compile(r" dot ")
 _BRACKETED_AT = r"\s*(?:\[\s*(?:at|@)\s*\]|\(\s*(?:at|@)\s*\)|\{\s*(?:at|@)\s*\})\s*"
 _BRACKETED_DOT = r"\s*(?:\[\s*(?:dot|\.)\s*\]|\(\s*(?:dot|\.)\s*\)|\{\s*(?:dot|\.)\s*\})\s*"
 _DOT = rf"(?:{_BRACKETED_DOT}|\s+dot\s+|\.)"
@@ -227,27 +242,23 @@ class _EmailScan:
             self.lowered = text.lower()
         else:
             self.lowered = text.encode("ascii", "replace").decode("ascii").lower()
-        self.jsonld_blocks = self._jsonld_blocks()
+        self._jsonld: list[tuple[int, int]] | None = None
         self.found: dict[str, set[str]] = {}
 
     def run(self) -> dict[str, set[str]]:
-        text, lowered = self.text, self.lowered
+        text = self.text
         if "@" in text:
             self._plain()
-        if "mailto:" in lowered:
-            self._mailto()
-        if "&#" in text or "&commat" in text or "&period" in text:
+        mail = _anchors(self.lowered, ("mail",))  # mailto:, cfemail, itemprop="email"
+        if mail:
+            self._mailto([at for at in mail if self.lowered.startswith("mailto:", at)])
+            self._cloudflare(mail)
+            self._itemprop(mail)
+        if "&" in text:
             self._entities()
-        if any(anchor in lowered for anchor in _OBFUSCATION_ANCHORS) or (
-            " at " in lowered and " dot " in lowered
-        ):
-            self._obfuscated()
-        if "cfemail" in lowered or "email-protection#" in lowered:
-            self._cloudflare()
-        if "\\u00" in lowered or "\\x" in lowered:
+        if "\\" in text:
             self._js_escapes()
-        if "itemprop" in lowered:
-            self._itemprop()
+        self._obfuscated()
         return self.found
 
     def _add(self, address: str | None, kind: str) -> None:
@@ -269,7 +280,9 @@ class _EmailScan:
         return blocks
 
     def _in_jsonld(self, position: int) -> bool:
-        return any(start <= position < end for start, end in self.jsonld_blocks)
+        if self._jsonld is None:
+            self._jsonld = self._jsonld_blocks()
+        return any(start <= position < end for start, end in self._jsonld)
 
     def _token_before(self, position: int) -> str:
         """The lower-cased run of non-delimiters that ends at `position`."""
@@ -302,20 +315,18 @@ class _EmailScan:
             else:
                 self._add(address, META if self._in_meta_tag(start) else TEXT)
 
-    def _mailto(self) -> None:
-        text, lowered = self.text, self.lowered
-        at = lowered.find("mailto:")
-        while at != -1:
-            value = _MAILTO_VALUE.match(text, at + 7)
+    def _mailto(self, anchors: list[int]) -> None:
+        for anchor in anchors:
+            value = _MAILTO_VALUE.match(self.text, anchor + 7)
             if value is not None:
-                kind = self._kind_at(at, MAILTO)
+                kind = self._kind_at(anchor, MAILTO)
                 for address in _mailto_addresses(value.group()):
                     self._add(address, kind)
-            at = lowered.find("mailto:", at + 7)
 
     def _entities(self) -> None:
         text, covered = self.text, 0
-        for anchor in _anchors(text, ("&#", "&commat", "&period")):
+        for match in _ENTITY_ANCHOR.finditer(text):
+            anchor = match.start()
             if anchor < covered:
                 continue
             start, end = _run_around(text, anchor, _ENTITY_RUN)
@@ -326,7 +337,8 @@ class _EmailScan:
 
     def _js_escapes(self) -> None:
         text, covered = self.text, 0
-        for anchor in _anchors(self.lowered, ("\\u0040", "\\x40", "\\u002e", "\\x2e")):
+        for match in _JS_ANCHOR.finditer(self.lowered):
+            anchor = match.start()
             if anchor < covered:
                 continue
             start, end = _run_around(text, anchor, _JS_RUN)
@@ -345,23 +357,35 @@ class _EmailScan:
 
     def _obfuscated(self) -> None:
         lowered = self.lowered
-        anchors = _anchors(lowered, _OBFUSCATION_ANCHORS + (" dot ",))
+        # The bare form ("info at acme dot com") needs a bare " dot ".
+        anchors = [match.start() for match in _BARE_DOT.finditer(lowered)]
+        for opening, bracketed in _BRACKETED_ANCHORS:
+            if opening in lowered:
+                anchors += [match.start() for match in bracketed.finditer(lowered)]
+        anchors.sort()
         for start, end in _merged_windows(anchors, before=160, after=400, limit=len(lowered)):
             for match in _OBFUSCATED.finditer(self.text, start, end):
                 self._add(_deobfuscate(match), OBFUSCATED)
 
-    def _cloudflare(self) -> None:
-        for anchor in _anchors(self.lowered, ("data-cfemail", "email-protection#")):
-            match = _CFEMAIL.match(self.text, anchor)
+    def _cloudflare(self, mail: list[int]) -> None:
+        lowered = self.lowered
+        for at in mail:
+            if lowered.startswith("data-cfemail", at - 8):
+                match = _CFEMAIL.match(self.text, at - 8)
+            elif lowered.startswith("email-protection#", at - 1):
+                match = _CFEMAIL.match(self.text, at - 1)
+            else:
+                continue
             if match is not None:
                 for address in _addresses_in(_decode_cfemail(match.group(1))):
                     self._add(address, CFEMAIL)
 
-    def _itemprop(self) -> None:
+    def _itemprop(self, mail: list[int]) -> None:
         text, lowered = self.text, self.lowered
-        for anchor in _anchors(lowered, ("itemprop",)):
-            if not _ITEMPROP_EMAIL.match(lowered, anchor):
+        for at in mail:
+            if lowered[at - 1 : at] != "e" or not _ITEMPROP_BEFORE.search(lowered, max(0, at - 40), at - 1):
                 continue
+            anchor = at - 1
             tag_start = lowered.rfind("<", max(0, anchor - 1024), anchor)
             tag_end = lowered.find(">", anchor)
             content_end = lowered.find("<", tag_end, tag_end + 1024) if tag_end != -1 else -1
