@@ -9,6 +9,7 @@ class ThroughputChart {
     this.height = height;
     this.maxPoints = maxPoints;
     this.samples = []; // {t: ms, ended: pages}
+    this.summary = ''; // shown while there are too few samples to draw
     this.note = Trawl.el('p', { class: 'muted small chart-note' });
     this.svg = this.make('svg', {
       viewBox: `0 0 ${width} ${height}`, class: 'chart-svg', role: 'img', 'aria-label': 'Pages per second over time',
@@ -59,7 +60,7 @@ class ThroughputChart {
       this.svg.append(label);
     }
     if (rates.length < 2) {
-      this.note.textContent = 'The chart fills in while this page watches the job.';
+      this.note.textContent = this.summary || 'The chart fills in while this page watches the job.';
       return;
     }
     const t0 = rates[0].t;
@@ -69,6 +70,9 @@ class ThroughputChart {
     const area = `${pts[0][0].toFixed(1)},${pad.t + h} ${line} ${pts[pts.length - 1][0].toFixed(1)},${pad.t + h}`;
     this.svg.append(this.make('polygon', { points: area, class: 'area' }));
     this.svg.append(this.make('polyline', { points: line, class: 'line' }));
+    const yLabel = this.make('text', { x: pad.l + 4, y: pad.t + 10, class: 'axis', 'text-anchor': 'start' });
+    yLabel.textContent = 'pages/s';
+    this.svg.append(yLabel);
     const xLabel = this.make('text', { x: pad.l + w, y: this.height - 4, class: 'axis', 'text-anchor': 'end' });
     xLabel.textContent = `last ${Trawl.fmt.duration(span / 1000)}`;
     this.svg.append(xLabel);

@@ -34,6 +34,7 @@
     const text = progressSentence(doc, frac);
     if ($('progress-text').textContent !== text) $('progress-text').textContent = text; // aria-live: only real changes
     $('job-error').textContent = doc.error ? `Error: ${doc.error}` : '';
+    chart.summary = doc.rate ? `Average ${fmt.rate(doc.rate)} pages/s${FINISHED.includes(doc.status) ? '' : ' so far'}.` : '';
     updateButtons(doc);
   }
 

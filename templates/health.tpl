@@ -2,7 +2,7 @@
 % healthy = report['status'] == 'ok'
 <section class="card" aria-labelledby="health-h">
   <h1 id="health-h">Health: <span class="status" data-status="{{report['status']}}">{{'healthy' if healthy else 'unhealthy'}}</span></h1>
-  <table class="checks" id="checks">
+  <table class="health-checks" id="checks">
     <thead><tr><th scope="col">Check</th><th scope="col">State</th><th scope="col">Detail</th></tr></thead>
     <tbody>
     % for check in report['checks']:
