@@ -303,9 +303,9 @@ class _EmailScan:
 
     def _plain(self) -> None:
         """Literal "@": plain text, <meta> content, JSON-LD; not URL user-info, not mailto."""
-        for start, _, candidate in _around_ats(self.text):
+        for start, end, candidate in _around_ats(self.text):
             address = normalize_email(candidate)
-            if address is None:
+            if address is None or _is_scp_like(self.text, end):
                 continue
             token = self._token_before(start)
             if "mailto:" in token or _is_url_userinfo(token):
@@ -316,9 +316,11 @@ class _EmailScan:
                 self._add(address, META if self._in_meta_tag(start) else TEXT)
 
     def _mailto(self, anchors: list[int]) -> None:
+        covered = 0
         for anchor in anchors:
-            value = _MAILTO_VALUE.match(self.text, anchor + 7)
+            value = _MAILTO_VALUE.match(self.text, anchor + 7) if anchor >= covered else None
             if value is not None:
+                covered = value.end()
                 kind = self._kind_at(anchor, MAILTO)
                 for address in _mailto_addresses(value.group()):
                     self._add(address, kind)
@@ -432,8 +434,14 @@ def _merged_windows(anchors: list[int], before: int, after: int, limit: int):
 
 def _is_url_userinfo(token: str) -> bool:
     """True when the token before an "@" is "scheme://user[:password]"."""
+    token = token.replace("\\/", "/")  # JSON escapes slashes: https:\/\/key@host
     scheme_end = token.rfind("://")
     return scheme_end != -1 and not any(c in token[scheme_end + 3 :] for c in "/?#")
+
+
+def _is_scp_like(text: str, end: int) -> bool:
+    """True for "git@github.com:org/repo.git": a host followed by ":path", not an address."""
+    return text[end : end + 1] == ":" and text[end + 1 : end + 2] not in ("", " ", "\n", "<", '"', "'")
 
 
 def _mailto_addresses(value: str) -> list[str]:
