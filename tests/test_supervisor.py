@@ -19,7 +19,7 @@ import pytest
 
 from tests.processes import (Foreground, assert_nothing_left, delay_routes, make_settings,
                              our_pids, supervisor_pids, wait_for, zombie_children)
-from tests.site import generate_site, site  # noqa: F401  (the fixture)
+from tests.site import TestSite, generate_site, site  # noqa: F401  (the fixture)
 from trawl import supervisor
 from trawl.jobs import Status, parse_options
 from trawl.store import job_rows, open_database, registry
@@ -313,29 +313,45 @@ def test_workers_die_with_a_killed_supervisor(tmp_path, sqlite_url, site, cleanu
 
 
 @pytest.mark.mysql
-def test_two_hosts_share_one_job_and_fetch_each_page_once(tmp_path, mysql_db, site, cleanup):
-    truth = generate_site(site, pages=200, seed=8)
-    delay_routes(site, 0.02)
-    url = mysql_db.url
-    a = make_settings(tmp_path, url, node="host-a", max_workers=2)
-    b = make_settings(tmp_path, url, node="host-b", max_workers=2)
-    hosts_seen: set[str] = set()
-    with Foreground(a, name="a") as fa, Foreground(b, name="b") as fb:
-        wait_for(lambda: len(registry.live_workers(mysql_db, 4.0, role="supervisor")) == 2, 20,
-                 "both supervisors")
-        job_id = create_job(mysql_db, site.url("/"), workers=4, concurrency=10)
+def test_two_hosts_share_one_job_and_fetch_each_page_once(tmp_path, mysql_db, cleanup):
+    """Two supervisors presenting different hosts, one job over four sites, MariaDB between them.
 
-        def finished():
-            hosts_seen.update(r["host"] for r in registry.live_workers(mysql_db, 4.0) if r["job_id"])
-            return Status(job_rows.load_job(mysql_db, job_id)["status"]).finished
+    Workers partition a job by site host (frontier.claim_pages), so the job
+    has four sites (127.0.0.2-5) for the four workers to share.
+    """
+    sites = [TestSite(host=f"127.0.0.{n}").start() for n in range(2, 6)]
+    try:
+        truths = [generate_site(s, pages=60, seed=80 + n) for n, s in enumerate(sites)]
+        for s in sites:
+            delay_routes(s, 0.02)
+        url = mysql_db.url
+        a = make_settings(tmp_path, url, node="host-a", max_workers=2)
+        b = make_settings(tmp_path, url, node="host-b", max_workers=2)
+        hosts_seen: set[str] = set()
+        with Foreground(a, name="a") as fa, Foreground(b, name="b") as fb:
+            wait_for(lambda: len(registry.live_workers(mysql_db, 4.0, role="supervisor")) == 2, 20,
+                     "both supervisors")
+            body = {"urls": [s.url("/") for s in sites], "max_depth": 3, "workers": 4, "concurrency": 5}
+            job_id = job_rows.insert_job(mysql_db, parse_options(body))["id"]
 
-        wait_for(finished, 120, "the shared job to finish", every=0.2)
-        assert_exact(mysql_db, job_id, truth, 3)
-        assert fa.terminate() == 0 and fb.terminate() == 0
-    assert hosts_seen == {"host-a", "host-b"}
-    hits = page_hits(site)
-    assert set(hits) == {u[len(site.origin):] for u in truth.urls_within(3)}
-    assert set(hits.values()) == {1}, {p: n for p, n in hits.items() if n != 1}
+            def finished():
+                hosts_seen.update(r["host"] for r in registry.live_workers(mysql_db, 4.0) if r["job_id"])
+                return Status(job_rows.load_job(mysql_db, job_id)["status"]).finished
+
+            wait_for(finished, 120, "the shared job to finish", every=0.1)
+            assert fa.terminate() == 0 and fb.terminate() == 0
+        assert hosts_seen == {"host-a", "host-b"}
+        states = page_states(mysql_db, job_id)
+        assert set(states) == {"done"}
+        assert set(states["done"]) == set().union(*(t.urls_within(3) for t in truths))
+        assert emails_of(mysql_db, job_id) == set().union(*(t.emails_within(3) for t in truths))
+        for s, truth in zip(sites, truths):
+            hits = page_hits(s)
+            assert set(hits) == {u[len(s.origin):] for u in truth.urls_within(3)}
+            assert set(hits.values()) == {1}, {p: n for p, n in hits.items() if n != 1}
+    finally:
+        for s in sites:
+            s.stop()
 
 
 # -- the database goes away -----------------------------------------------------------------------------
