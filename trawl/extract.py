@@ -80,6 +80,15 @@ def _attribute_value(match: re.Match) -> str:
 
 
 # ---------------------------------------------------------------- one address
+#
+# A plausible published address: local part of letters, digits and ._+'-
+# (at most 64), a domain of valid labels (at most 253) whose last label is a
+# top-level domain of the public-suffix list. Rejected as false positives:
+# asset and package names (logo@2x.png, lodash@4.17.21, TLDs that are mostly
+# file extensions), hex keys and hashes as the local part (Sentry DSNs,
+# webpack), dotless and localhost domains, and placeholders (example.*,
+# domain.com, yourname@, user@ ...). URL user-info (https://key@host) is
+# rejected by the page scan, which sees the context.
 
 _STRIP = " \t\r\n\f\v\"'`.,;:!?()[]{}<>*|\\/"
 _ADDRESS = re.compile(
@@ -109,8 +118,9 @@ _PLACEHOLDER_LABELS = frozenset({"example", "invalid", "localhost"})
 
 
 def normalize_email(raw: str) -> str | None:
-    """The address in `raw`, lower-cased and trimmed, or None when it is not a
-    plausible published address (see the module's rules for false positives)."""
+    """The address in `raw`, lower-cased and trimmed of quotes, brackets,
+    punctuation and a "mailto:" prefix, or None when it is not a plausible
+    published address (see the rules above)."""
     address = raw.strip().lower()
     if address.startswith("mailto:"):
         address = address[7:]
@@ -197,14 +207,16 @@ _MAILTO_VALUE = re.compile(r"[^\s\"'<>`]{1,1024}")
 _CFEMAIL = re.compile(r"(?:data-cfemail\s*=\s*[\"']?|email-protection#)([0-9a-f]{4,512})", re.I)
 _ITEMPROP_BEFORE = re.compile(r"itemprop\s*=\s*[\"']?\Z")
 
-# Anchors as regexes that start with a literal character, which `re` finds
+# Anchors are regexes that start with a literal character, which `re` finds
 # with a fast scan (a regex starting with a character class or an alternation
-# tries every position and runs ten times slower). All run on lower-case text.
-# Only references to characters an address is made of ("&#8217;" is not one).
+# tries every position and runs ten times slower).
+# Entity anchors: only references to characters an address is made of
+# ("&#8217;" is not one). Named references are case-sensitive, so raw text.
 _ENTITY_ANCHOR = re.compile(
     r"&(?:#(?:[xX]0*[2-7][0-9a-fA-F](?![0-9a-fA-F])|0*(?:4[3-9]|[5-9][0-9]|1[01][0-9]|12[0-2])(?![0-9]))"
     r"|commat|period)"
 )
+# JS escapes of "@" or "." (run on the lower-cased text, like the rest).
 _JS_ANCHOR = re.compile(r"\\(?:u00(?:40|2e)|x(?:40|2e))")
 # "at", "@" or "dot" in brackets: "[at]", "( dot )", "{@}"; one regex per
 # bracket so that each starts with its literal opening bracket.
