@@ -253,6 +253,7 @@ def test_links_are_canonical_deduplicated_and_in_page_order():
     <a href="tel:+123">skip</a> <a href="data:text/html,hi">skip</a> <a href="">empty</a>
     <a href=" /spaced ">s</a> <a data-src="x" href="/real">r</a> <link href="/style.css">
     <img src="/img.png"> <a href="/cdn-cgi/l/email-protection#abcd">cf</a>
+    <script>var t = "<a href=\\"/escaped\\">" + '<a href="{{ url }}">' + `<a href="${u}">`;</script>
     """
     assert extract_links(body, PAGE_URL) == [
         "https://www.acme.com/about/b.html",

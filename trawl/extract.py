@@ -67,11 +67,17 @@ def extract_links(body: str, base_url: str) -> list[str]:
     links: dict[str, None] = {}
     for match in matches:
         value = _attribute_value(match)
-        if value and value[0] != "#" and (match.group(1) or "").lower() != "base":
+        if _worth_resolving(value) and (match.group(1) or "").lower() != "base":
             url = canonicalize(value, base)
             if url is not None and _CLOUDFLARE_EMAIL_PAGE not in url:
                 links[url] = None
     return list(links)
+
+
+def _worth_resolving(value: str) -> bool:
+    """False for same-page fragments and for markup seen inside scripts:
+    template placeholders ("{{ url }}", "${url}") and escaped quotes (href=\\"...)."""
+    return bool(value) and value[0] not in "#\\" and "{{" not in value and "${" not in value
 
 
 def _attribute_value(match: re.Match) -> str:
