@@ -104,6 +104,8 @@ def test_canonicalize_never_raises_and_is_idempotent(url, base):
         assert canonicalize(canonical) == canonical
         assert canonical.startswith(("http://", "https://"))
         assert len(canonical) <= MAX_URL_LENGTH
+        assert canonical.isascii() and not any(c <= " " or c == "\x7f" for c in canonical)
+        assert "#" not in canonical
 
 
 @settings(max_examples=600, deadline=None)
