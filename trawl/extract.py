@@ -390,9 +390,9 @@ class _EmailScan:
     def _cloudflare(self, mail: list[int]) -> None:
         lowered = self.lowered
         for at in mail:
-            if lowered.startswith("data-cfemail", at - 8):
+            if at >= 8 and lowered.startswith("data-cfemail", at - 8):
                 match = _CFEMAIL.match(self.text, at - 8)
-            elif lowered.startswith("email-protection#", at - 1):
+            elif at >= 1 and lowered.startswith("email-protection#", at - 1):
                 match = _CFEMAIL.match(self.text, at - 1)
             else:
                 continue
