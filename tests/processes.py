@@ -80,10 +80,24 @@ def our_pids(run_dir: str) -> list[int]:
     return found
 
 
+def comm(pid: int) -> str:
+    return _read(f"/proc/{pid}/comm").decode(errors="replace").strip()
+
+
 def supervisor_pids(run_dir: str) -> list[int]:
-    """Supervisors are the processes of `run_dir` whose parent is not one of them."""
-    pids = set(our_pids(run_dir))
-    return sorted(p for p in pids if proc_ppid(p) not in pids)
+    """Supervisors of `run_dir`: they name themselves trawl-superv (as workers name themselves
+    trawl-worker) once started; until then, a process running trawl.supervisor or `app.py workers`."""
+    out = []
+    for pid in our_pids(run_dir):
+        name, args = comm(pid), cmdline(pid)
+        if name == "trawl-superv" or (name != "trawl-worker" and ("trawl.supervisor" in args
+                                                                    or "app.py workers" in args)):
+            out.append(pid)
+    return sorted(out)
+
+
+def worker_pids(run_dir: str) -> list[int]:
+    return sorted(p for p in our_pids(run_dir) if comm(p) == "trawl-worker")
 
 
 def zombie_children() -> list[int]:

@@ -10,6 +10,7 @@ checking /proc: no process of its run directory is left, no zombie.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -18,7 +19,8 @@ import time
 import pytest
 
 from tests.processes import (Foreground, assert_nothing_left, delay_routes, make_settings,
-                             our_pids, supervisor_pids, wait_for, zombie_children)
+                             cmdline, our_pids, proc_ppid, proc_state, supervisor_pids, wait_for,
+                             worker_pids, zombie_children)
 from tests.site import TestSite, generate_site, site  # noqa: F401  (the fixture)
 from trawl import supervisor
 from trawl.jobs import Status, parse_options
@@ -109,11 +111,6 @@ def live_worker_rows(db, settings) -> list[dict]:
     return registry.live_workers(db, settings.worker_dead_after_s)
 
 
-def worker_pids(run_dir: str) -> list[int]:
-    sups = set(supervisor_pids(run_dir))
-    return [p for p in our_pids(run_dir) if p not in sups]
-
-
 # -- the demand formula (pure) ---------------------------------------------------------------------
 
 
@@ -201,6 +198,37 @@ def test_trigger_started_supervisor_crawls_then_exits(tmp_path, sqlite_url, site
     db.close()
 
 
+def test_job_posted_to_the_web_server_starts_the_supervisor(tmp_path, site):
+    """The real seam: gunicorn answers 202, its trigger starts one detached supervisor."""
+    from tests.conftest import start_server
+    from tests.http import call
+
+    truth = generate_site(site, pages=30, seed=2)
+    server = start_server(tmp_path, TRAWL_AUTOSTART_WORKERS="1", TRAWL_ALLOW_PRIVATE_NETWORKS="1",
+                          TRAWL_SUPERVISOR_IDLE_S="1", TRAWL_HEARTBEAT_S="0.5", TRAWL_LOG_LEVEL="info")
+    run_dir = str(tmp_path / "run")
+    db = open_database(server.database_url)
+    try:
+        ids = [call("POST", server.url("/api/jobs"), {"urls": [site.url("/")], "max_depth": 3}).json()["id"]
+               for _ in range(3)]
+        for job_id in ids:
+            wait_finished(db, job_id, 60)
+        assert_exact(db, ids[0], truth, 3)
+        sups = supervisor_pids(run_dir)
+        assert len(sups) <= 1
+        gunicorns = {p for p in our_pids(run_dir) if "gunicorn" in cmdline(p)}
+        assert gunicorns
+        zombies = [p for p in os.listdir("/proc") if p.isdigit() and proc_state(int(p)) == "Z"
+                   and proc_ppid(int(p)) in gunicorns]
+        assert not zombies
+        logs = [open(os.path.join(run_dir, f)).read() for f in os.listdir(run_dir) if f.endswith(".log")]
+        assert sum(len(re.findall(r"supervisor s-\w+ on ", text)) for text in logs) == 1
+    finally:
+        server.stop()
+        db.close()
+    assert_nothing_left(run_dir)
+
+
 # -- scaling ------------------------------------------------------------------------------------------
 
 
@@ -269,7 +297,7 @@ def test_kill_9_worker_is_replaced_and_result_is_exact(tmp_path, site, cleanup, 
 
 def test_sigterm_drains_with_nothing_leased(tmp_path, sqlite_url, site, cleanup):
     truth = generate_site(site, pages=120, seed=6)
-    delay_routes(site, 0.4)
+    delay_routes(site, 0.25)
     settings = make_settings(tmp_path, sqlite_url)
     db = open_database(sqlite_url)
     fg = Foreground(settings, count=2)
@@ -382,6 +410,7 @@ def test_mariadb_restart_mid_crawl(tmp_path, mysql_db, site, cleanup):
         job_id = create_job(mysql_db, site.url("/"), concurrency=4)
         wait_for(lambda: int(job_rows.load_job(mysql_db, job_id)["pages_done"]) >= 15, 60,
                  "15 pages done")
+        assert job_rows.load_job(mysql_db, job_id)["status"] == "running"
         try:
             subprocess.run(["mysqladmin", "-uroot", "shutdown"], check=True, timeout=60)
             wait_for(lambda: not _mysql_up(), 30, "MariaDB to stop")

@@ -211,6 +211,9 @@ class Supervisor:
 
         self._install_signals()
         self._warm_imports()
+        from trawl.worker_process import set_process_name
+
+        set_process_name("trawl-superv")
         self.db = Database(self.settings.database_url)
         log.info("supervisor %s on %s: %s, max %d workers", self.id, self.settings.node,
                  f"fixed {self.count}" if self.count is not None else "automatic",
@@ -316,7 +319,8 @@ class Supervisor:
         rss = _own_rss()
         self._db_call(lambda: self._registry().heartbeat(
             self.db, self.id, role="supervisor", host=self.settings.node, pid=os.getpid(),
-            started_at=self.started_at, state=state, pages=len(self.children), rss_bytes=rss))
+            started_at=self.started_at, state=state, pages=len(self.children), rss_bytes=rss,
+            deadline_s=0.5))  # never hold up the reaping of children for long
 
     def _refresh_target(self) -> None:
         def read():

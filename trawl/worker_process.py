@@ -24,6 +24,7 @@ from trawl.config import Settings
 log = logging.getLogger("trawl.worker_process")
 
 PR_SET_PDEATHSIG = 1
+PR_SET_NAME = 15
 EXIT_STOPPED = 0
 EXIT_RECYCLED = 3  # same value as trawl.supervisor.EXIT_RECYCLED
 
@@ -35,6 +36,15 @@ def _die_with_parent() -> None:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     except (OSError, AttributeError):
         pass  # not Linux: should_stop also watches getppid()
+
+
+def set_process_name(name: str) -> None:
+    """The name `ps -o comm`, top and /proc/<pid>/comm show (15 bytes at most)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_NAME, ctypes.c_char_p(name.encode()[:15]), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
 
 
 def read_rss() -> int:
@@ -152,6 +162,7 @@ def child_main(settings: Settings, worker_id: str, started_at: float) -> int:
     signal.signal(signal.SIGTERM, lambda *_: proc.request_stop("SIGTERM"))
     signal.signal(signal.SIGINT, lambda *_: proc.request_stop("SIGINT"))
     _die_with_parent()
+    set_process_name("trawl-worker")
     if os.getppid() != proc.parent:  # the parent died before prctl took effect
         return EXIT_STOPPED
     return proc.run()

@@ -43,7 +43,7 @@ def count_live_workers(db: Database, job_id: str, dead_after_s: float) -> int:
 
 def heartbeat(db: Database, worker_id: str, *, role: str, host: str, pid: int, started_at: float,
               job_id: str | None = None, state: str = "running", pages: int = 0,
-              rss_bytes: int = 0) -> None:
+              rss_bytes: int = 0, deadline_s: float = 5.0) -> None:
     """Refresh this process's row, creating it if absent (first beat, or reaped while the
     database was away: a live process must be able to come back into the list)."""
     now = time.time()
@@ -60,7 +60,7 @@ def heartbeat(db: Database, worker_id: str, *, role: str, host: str, pid: int, s
                 (worker_id, role, host, pid, job_id, state, pages, rss_bytes, started_at, now),
             )
 
-    db.retrying(run, deadline_s=5.0)
+    db.retrying(run, deadline_s=deadline_s)
 
 
 def unregister(db: Database, worker_id: str) -> None:
