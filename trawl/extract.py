@@ -159,24 +159,62 @@ def _is_false_positive(local: str, domain: str) -> bool:
 
 _LOCAL_BEFORE = re.compile(r"[A-Za-z0-9._+'\-]{1,65}\Z")
 _DOMAIN_AFTER = re.compile(r"[A-Za-z0-9.\-]{1,254}")
+# A character reference to a character addresses are made of ("&#64;", "&#x2e;",
+# "&period;"), not "&nbsp;" or "&#8217;".
+_ADDRESS_CHAR_REF = (
+    r"&(?:#(?:[xX]0*[2-7][0-9a-fA-F](?![0-9a-fA-F])|0*(?:4[3-9]|[5-9][0-9]|1[01][0-9]|12[0-2])(?![0-9]))"
+    r"|commat|period)"
+)
+_CHAR_REF = re.compile(_ADDRESS_CHAR_REF)
+_CHAR_REF_BEFORE = re.compile(_ADDRESS_CHAR_REF + r";?\Z")
+# A JS escape of "@" or "." ("\\u0040", "\\x2e"), and the body of any escape.
+_ESCAPED_AT_OR_DOT = re.compile(r"\\(?:u00(?:40|2[eE])|x(?:40|2[eE]))")
+_ESCAPE_BODY = re.compile(r"u([0-9a-fA-F]{4})|x([0-9a-fA-F]{2})|[nrtbfv0/]")
+_ADDRESS_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._+-'@")
 
 
-def _around_ats(text: str, start: int = 0, end: int | None = None):
-    """(start, end, candidate) for every "@" with address characters either side."""
-    end = len(text) if end is None else end
-    at = text.find("@", start, end)
+def _around_ats(text: str):
+    """(start, end, candidate) for every "@" with address characters either side.
+
+    An address that an escape or character reference continues ("i&#110;fo@",
+    "info@acme&#46;com", "info@acme\\u002ecom") is left to the pass that decodes it.
+    """
+    at = text.find("@")
     while at != -1:
-        before = _LOCAL_BEFORE.search(text, max(start, at - 65), at)
-        after = _DOMAIN_AFTER.match(text, at + 1, end)
+        before = _LOCAL_BEFORE.search(text, max(0, at - 65), at)
+        after = _DOMAIN_AFTER.match(text, at + 1)
+        start = _local_start(text, before.start()) if before is not None else None
         if (
-            before is not None
+            start is not None
+            and start < at
             and after is not None
             and len(before.group()) <= 64
             and not _inside_a_word(text, before.start() - 1)
             and not _inside_a_word(text, after.end())
+            and not _CHAR_REF.match(text, after.end())
+            and not _ESCAPED_AT_OR_DOT.match(text, after.end())
         ):
-            yield before.start(), after.end(), text[before.start() : after.end()]
-        at = text.find("@", at + 1, end)
+            yield start, after.end(), text[start : after.end()]
+        at = text.find("@", at + 1)
+
+
+def _local_start(text: str, position: int) -> int | None:
+    """Where a local part that begins at `position` really begins: after a
+    JS escape ("\\ninfo@" -> "info@"), or None when an escaped or referenced
+    address character touches it ("\\u0069nfo@", "&#105;nfo@")."""
+    if position == 0:
+        return position
+    if text[position - 1] == "\\":
+        escape = _ESCAPE_BODY.match(text, position)
+        if escape is None:
+            return position
+        code = escape.group(1) or escape.group(2)
+        if code is not None and chr(int(code, 16)) in _ADDRESS_CHARS:
+            return None
+        return escape.end()
+    if text[position - 1] == ";" and _CHAR_REF_BEFORE.search(text, max(0, position - 12), position):
+        return None
+    return position
 
 
 def _inside_a_word(text: str, position: int) -> bool:
@@ -215,15 +253,8 @@ _ITEMPROP_BEFORE = re.compile(r"itemprop\s*=\s*[\"']?\Z")
 
 # Anchors are regexes that start with a literal character, which `re` finds
 # with a fast scan (a regex starting with a character class or an alternation
-# tries every position and runs ten times slower).
-# Entity anchors: only references to characters an address is made of
-# ("&#8217;" is not one). Named references are case-sensitive, so raw text.
-_ENTITY_ANCHOR = re.compile(
-    r"&(?:#(?:[xX]0*[2-7][0-9a-fA-F](?![0-9a-fA-F])|0*(?:4[3-9]|[5-9][0-9]|1[01][0-9]|12[0-2])(?![0-9]))"
-    r"|commat|period)"
-)
-# JS escapes of "@" or "." (run on the lower-cased text, like the rest).
-_JS_ANCHOR = re.compile(r"\\(?:u00(?:40|2e)|x(?:40|2e))")
+# tries every position and runs ten times slower): _CHAR_REF and
+# _ESCAPED_AT_OR_DOT above, and these.
 # "at", "@" or "dot" in brackets: "[at]", "( dot )", "{@}"; one regex per
 # bracket so that each starts with its literal opening bracket.
 _BRACKETED_ANCHORS = tuple(
@@ -345,7 +376,7 @@ class _EmailScan:
 
     def _entities(self) -> None:
         text, covered = self.text, 0
-        for match in _ENTITY_ANCHOR.finditer(text):
+        for match in _CHAR_REF.finditer(text):
             anchor = match.start()
             if anchor < covered:
                 continue
@@ -357,7 +388,7 @@ class _EmailScan:
 
     def _js_escapes(self) -> None:
         text, covered = self.text, 0
-        for match in _JS_ANCHOR.finditer(self.lowered):
+        for match in _ESCAPED_AT_OR_DOT.finditer(text):
             anchor = match.start()
             if anchor < covered:
                 continue
