@@ -20,6 +20,7 @@ from trawl.store.frontier import NewPage, PageOutcome
 from trawl.urls import url_hash
 
 SEEDS = ["http://a.example.com/", "http://b.example.org/", "http://c.example.net/start"]
+ONE_HOST = ["http://a.example.com/", "http://a.example.com/b", "http://a.example.com/c"]
 
 
 def new_job(db, urls=SEEDS, **options) -> str:
@@ -105,10 +106,11 @@ def test_seeds_of_a_paused_job_wait(db):
 
 
 def test_claim_leases_a_batch_and_counts_it_in_flight(db):
-    job_id = seeded_job(db)
+    urls = [f"http://a.example.com/{i}" for i in range(3)]
+    job_id = seeded_job(db, urls)
     claimed = frontier.claim_pages(db, job_id, "w1", 2, lease_s=30)
     assert len(claimed) == 2 and len({p.token for p in claimed}) == 1
-    assert [p.url for p in claimed] == SEEDS[:2]
+    assert [p.url for p in claimed] == urls[:2]
     with db.read() as s:
         row = s.one("SELECT state, lease_owner, lease_token, lease_until, attempts FROM pages WHERE id = ?",
                     (claimed[0].id,))
@@ -151,6 +153,17 @@ def test_claims_keep_a_host_with_the_worker_crawling_it(db):
     assert second and "x.example.com" not in {p.host for p in second}
     more = frontier.claim_pages(db, job_id, "w1", 2, lease_s=30, prefer_hosts=["x.example.com"])
     assert {p.host for p in more} == {"x.example.com"}
+
+
+def test_workers_starting_together_split_the_new_hosts(db):
+    urls = [f"http://h{h}.example.com/{i}" for i in range(5) for h in range(8)]
+    job_id = seeded_job(db, urls)
+    first = {p.host for p in frontier.claim_pages(db, job_id, "w1", 100, lease_s=30)}
+    second = {p.host for p in frontier.claim_pages(db, job_id, "w2", 100, lease_s=30)}
+    assert len(first) == 4 and len(second) == 2 and not first & second
+    # Alone, a worker gets every host over its next claims.
+    third = {p.host for p in frontier.claim_pages(db, job_id, "w1", 100, lease_s=30, prefer_hosts=first)}
+    assert third and not third & second
 
 
 def test_no_claims_from_a_paused_or_cancelled_job(db):
@@ -265,7 +278,7 @@ def test_failed_and_skipped_outcomes_carry_their_reason(db):
 
 
 def test_release_hands_pages_back_without_counting_an_attempt(db):
-    job_id = seeded_job(db)
+    job_id = seeded_job(db, ONE_HOST)
     frontier.claim_pages(db, job_id, "w1", 3, lease_s=30)
     assert frontier.release_leases(db, job_id, "w1") == 3
     with db.read() as s:
@@ -275,7 +288,7 @@ def test_release_hands_pages_back_without_counting_an_attempt(db):
 
 
 def test_renewed_leases_survive_a_sweep(db):
-    job_id = seeded_job(db)
+    job_id = seeded_job(db, ONE_HOST)
     frontier.claim_pages(db, job_id, "w1", 3, lease_s=1)
     assert frontier.renew_leases(db, job_id, "w1", 120) == 3
     assert frontier.sweep_expired_leases(db, now=time.time() + 60) == 0

@@ -237,8 +237,10 @@ def claim_pages(
     first; then pages of hosts no other worker holds leases on. Hosts
     another worker is crawling are left to it, as Nutch and StormCrawler
     partition by host, so per-host politeness and each worker's Bloom
-    filter and robots.txt cache need no coordination. The price: a job
-    with fewer hosts than workers keeps the extra workers idle.
+    filter and robots.txt cache need no coordination. Of hosts nobody
+    crawls yet, a claim takes at most half (see _half_of_the_new_hosts).
+    The price: a job with fewer hosts than workers keeps the extra workers
+    idle, which per-host politeness would demand anyway.
     """
     if limit <= 0:
         return []
@@ -264,7 +266,7 @@ def claim_pages(
         if len(rows) < limit:
             avoid = list(taken.union(preferred))
             where = f" AND host NOT IN ({_marks(avoid)})" if avoid else ""
-            rows += select(s, where, tuple(avoid), limit - len(rows))
+            rows += _half_of_the_new_hosts(select(s, where, tuple(avoid), limit - len(rows)))
         if not rows:
             return []
         now = time.time()
@@ -286,6 +288,19 @@ def claim_pages(
                 for r in rows]
 
     return db.retrying(run)
+
+
+def _half_of_the_new_hosts(rows: list[dict]) -> list[dict]:
+    """Rows of the first half (rounded up) of the hosts they belong to.
+
+    A worker taking up new hosts leaves half of them to whoever claims
+    next, so workers that start together split a job's hosts instead of
+    the first one taking them all; a worker alone gets the rest over its
+    next claims, a few milliseconds later.
+    """
+    hosts = list(dict.fromkeys(r["host"] for r in rows))
+    keep = set(hosts[: (len(hosts) + 1) // 2])
+    return [r for r in rows if r["host"] in keep]
 
 
 def renew_leases(db: Database, job_id: str, owner: str, lease_s: float) -> int:
