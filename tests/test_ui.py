@@ -427,6 +427,60 @@ def test_login_session_cookie_and_csrf(browser, tmp_path):
         t.stop()
 
 
+@pytest.mark.browser
+def test_polling_shows_reconnecting_on_errors_and_recovers(page, trawl):
+    from playwright.sync_api import expect
+
+    set_live_mode(page, trawl, "poll")
+    job_id = create_job_via_form(page, trawl, "https://example.org/")
+    expect(page.locator("#live")).to_have_attribute("data-state", "polling")
+    page.route("**/progress", lambda route: route.fulfill(status=503, body="down"))
+    expect(page.locator("#live")).to_have_attribute("data-state", "reconnecting", timeout=10_000)
+    expect(page.locator("#live")).to_contain_text("reconnecting")
+    page.unroute("**/progress")
+    trawl.action(job_id, "start")
+    expect_status(page, "running", timeout_ms=20_000)
+    expect(page.locator("#live")).to_have_attribute("data-state", "polling")
+
+
+@pytest.mark.browser
+def test_sse_failure_falls_back_to_polling(page, trawl):
+    from playwright.sync_api import expect
+
+    set_live_mode(page, trawl, "sse")
+    page.route("**/events", lambda route: route.fulfill(status=500, body="no"))
+    job_id = create_job_via_form(page, trawl, "https://example.org/")
+    expect(page.locator("#live")).to_have_attribute("data-state", re.compile("fallback|polling"))
+    trawl.action(job_id, "start")
+    expect_status(page, "running")
+    assert [u for u in page.requests if u.endswith(f"/api/jobs/{job_id}/progress")]
+
+
+@pytest.mark.browser
+def test_polling_pauses_while_the_tab_is_hidden(page, trawl):
+    from playwright.sync_api import expect
+
+    set_live_mode(page, trawl, "poll")
+    job_id = create_job_via_form(page, trawl, "https://example.org/")
+    expect(page.locator("#live")).to_have_attribute("data-state", "polling")
+    page.evaluate("""() => {
+        Object.defineProperty(document, 'hidden', {configurable: true, get: () => true});
+        document.dispatchEvent(new Event('visibilitychange'));
+    }""")
+    expect(page.locator("#live")).to_have_attribute("data-state", "hidden")
+    page.wait_for_timeout(2500)  # let an already scheduled poll pass
+    before = len([u for u in page.requests if u.endswith("/progress")])
+    trawl.action(job_id, "start")
+    page.wait_for_timeout(4500)
+    assert len([u for u in page.requests if u.endswith("/progress")]) == before
+    assert status_of(page) == "queued"
+    page.evaluate("""() => {
+        Object.defineProperty(document, 'hidden', {configurable: true, get: () => false});
+        document.dispatchEvent(new Event('visibilitychange'));
+    }""")
+    expect_status(page, "running", timeout_ms=3_000)
+
+
 # -- the real engine, end to end --------------------------------------------------------------
 
 
@@ -516,3 +570,14 @@ def test_bearer_token_still_works_and_bad_cookies_do_not(tmp_path):
         assert call("GET", t.url("/health")).status == 200
     finally:
         t.stop()
+
+
+def test_run_again_prefills_the_form_with_the_seeds_and_options(trawl):
+    created = call("POST", trawl.url("/api/jobs"), {"urls": ["https://a.example/", "https://b.example/"],
+                                                    "name": "again", "max_depth": 7, "same_domain": False})
+    job_id = created.json()["id"]
+    html = call("GET", trawl.url(f"/?from={job_id}")).body.decode()
+    assert "https://a.example/\nhttps://b.example/</textarea>" in html
+    assert 'name="max_depth" data-int value="7"' in html
+    assert 'id="f-same_domain" name="same_domain" value="1" data-bool >' in html  # unchecked
+    assert 'id="f-obey_robots" name="obey_robots" value="1" data-bool checked>' in html
