@@ -76,12 +76,14 @@ def spawn_to_first_claim(tmp: Path, site: TestSite, rounds: int) -> list[float]:
     return out
 
 
-def crash_recovery(tmp: Path, site: TestSite, rounds: int) -> tuple[list[float], list[float], dict]:
+def crash_recovery(tmp: Path, sites: list[TestSite], rounds: int) -> tuple[list[float], list[float], dict]:
     settings = make_settings(tmp / "crash", f"sqlite:///{tmp / 'crash.db'}", max_workers=2)
     db = open_database(settings.database_url, migrate_now=True)
     to_fork, to_proc, memory = [], [], {}
     with Foreground(settings, count=2, name="crash") as fg:
-        new_job(db, site.url("/"), concurrency=4, max_pages=100_000)
+        # Workers partition a job by site host: two sites keep both busy.
+        job_rows.insert_job(db, parse_options({"urls": [s.url("/") for s in sites], "max_depth": 3,
+                                               "concurrency": 4, "max_pages": 100_000}))
         wait_for(lambda: len(rows_of(db)) == 2 and all(r["job_id"] for r in rows_of(db)), 30, "busy workers")
         time.sleep(2)
         memory = measure_memory(fg.pid)
@@ -157,12 +159,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pool", type=int, default=300)
     p.add_argument("--idle-window", type=float, default=10.0)
     args = p.parse_args(argv)
-    with tempfile.TemporaryDirectory() as tmp_name, TestSite() as site:
+    with tempfile.TemporaryDirectory() as tmp_name, TestSite("127.0.0.2") as site, \
+            TestSite("127.0.0.3") as other:
         tmp = Path(tmp_name)
-        generate_site(site, pages=2000, seed=1)
-        delay_routes(site, 0.05)
+        for n, s in enumerate((site, other)):
+            generate_site(s, pages=2000, seed=n)
+            delay_routes(s, 0.05)
         print(f"spawn -> first claim:      {summary(spawn_to_first_claim(tmp, site, args.rounds))}")
-        to_fork, to_proc, memory = crash_recovery(tmp, site, args.rounds)
+        to_fork, to_proc, memory = crash_recovery(tmp, [site, other], args.rounds)
         print(f"kill -9 -> replacement forked: {summary(to_fork)}")
         print(f"kill -9 -> new pid in /proc:   {summary(to_proc)}")
         print(f"worker memory while crawling ({memory['workers']} workers): RSS {memory['rss']:.1f} MiB, "

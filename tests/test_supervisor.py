@@ -234,7 +234,7 @@ def test_job_posted_to_the_web_server_starts_the_supervisor(tmp_path, site):
 
 def test_pool_scales_up_and_down_with_demand(tmp_path, sqlite_url, site, cleanup):
     generate_site(site, pages=60, seed=4)
-    delay_routes(site, 0.3)
+    delay_routes(site, 0.15)
     settings = make_settings(tmp_path, sqlite_url, max_workers=3)
     db = open_database(sqlite_url)
     with Foreground(settings) as fg:
@@ -290,6 +290,28 @@ def test_kill_9_worker_is_replaced_and_result_is_exact(tmp_path, site, cleanup, 
         assert fg.terminate() == 0
     assert "died (signal 9)" in fg.log()
     db.close()
+
+
+def test_workers_recycle_after_their_page_quota(tmp_path, sqlite_url, site, cleanup):
+    truth = generate_site(site, pages=60, seed=15)
+    settings = make_settings(tmp_path, sqlite_url, worker_recycle_pages=15)
+    db = open_database(sqlite_url)
+    with Foreground(settings, count=1) as fg:
+        job_id = create_job(db, site.url("/"))
+        wait_finished(db, job_id, 60, [fg])
+        assert_exact(db, job_id, truth, 3)
+        assert all(n == 1 for n in page_hits(site).values())
+        assert fg.terminate() == 0
+    assert fg.log().count("(recycled)") >= 2 and "recycling after" in fg.log()
+    db.close()
+
+
+def test_workers_recycle_above_the_rss_ceiling_without_a_spawn_storm(tmp_path, sqlite_url, cleanup):
+    settings = make_settings(tmp_path, sqlite_url, worker_max_rss_mb=1)
+    with Foreground(settings, count=1) as fg:
+        wait_for(lambda: "keep ending right after they start" in fg.log(), 30, "the spawn backoff")
+        assert "exits: RSS" in fg.log() and "(recycled)" in fg.log()
+        assert fg.terminate() == 0
 
 
 # -- drain --------------------------------------------------------------------------------------------

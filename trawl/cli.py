@@ -53,6 +53,7 @@ def cmd_status(args, settings: Settings, db: Database) -> int:
 def cmd_workers(args, settings: Settings, db: Database) -> int:
     from trawl import supervisor
 
+    db.close()  # the supervisor opens its own; no pooled connection may reach its forks
     return supervisor.run_foreground(settings, count=args.count)
 
 

@@ -25,6 +25,7 @@ running after `settings.drain_s` is killed and its leases released.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import fcntl
@@ -45,11 +46,13 @@ from trawl.config import HARD_MAX_WORKERS, Settings
 
 log = logging.getLogger("trawl.supervisor")
 
+LOG_ROTATE_BYTES = 50 * 2**20
 LOG_FORMAT = "%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"
 TICK_S = 0.5              # longest sleep of the main loop (SIGCHLD wakes it at once)
 DEMAND_EVERY_S = 1.0      # how often the pool size is recomputed from the database
 STALE_EVERY_S = 5.0       # how often stale rows of any host are looked for
 EXIT_RECYCLED = 3         # a worker's exit code when it recycled itself (pages or RSS)
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 FAST_CRASH_S = 2.0        # a worker dying sooner than this counts towards crash-loop backoff
 
 
@@ -130,7 +133,11 @@ def ensure_running(settings: Settings) -> bool:
 
 def _spawn_detached(settings: Settings, lock_fd: int) -> None:
     argv = [sys.executable, "-m", "trawl.supervisor", "--detach", "--lock-fd", str(lock_fd)]
-    with open(log_path(settings), "ab") as out:
+    path = log_path(settings)
+    with contextlib.suppress(OSError):
+        if os.path.getsize(path) > LOG_ROTATE_BYTES:  # one old generation is kept
+            os.replace(path, path + ".1")
+    with open(path, "ab") as out:
         intermediate = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, pass_fds=(lock_fd,),
             start_new_session=True, env=settings_environment(settings), cwd=os.getcwd(),
@@ -360,8 +367,13 @@ class Supervisor:
         for _ in range(n):
             worker_id = "w-" + secrets.token_hex(8)
             started_at = time.time()
+            # Blocked across the fork: a stop signal meant for the new worker
+            # waits until the worker's own handlers are installed.
+            signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
             pid = os.fork()
-            if pid == 0:
+            if pid:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+            else:
                 code = 1
                 try:
                     self._become_worker()
@@ -417,11 +429,13 @@ class Supervisor:
             else:
                 how = f"signal {-code}" if code < 0 else f"exit code {code}"
                 log.warning("worker %s pid %d died (%s) after %.1fs", child.worker_id, pid, how, lived)
-                self._note_crash(lived, child.stop_sent is not None)
+            # A worker that recycles as soon as it starts (an RSS ceiling below its
+            # start-up size) loops as surely as one that crashes.
+            self._note_short_life(lived, child.stop_sent is not None)
             # Whatever it still held goes back to the queue now, not when its leases expire.
             self.cleanups.append(child.worker_id)
 
-    def _note_crash(self, lived: float, asked_to_stop: bool) -> None:
+    def _note_short_life(self, lived: float, asked_to_stop: bool) -> None:
         if asked_to_stop or lived >= FAST_CRASH_S:
             self._fast_crashes = 0
             return
@@ -429,7 +443,7 @@ class Supervisor:
         if self._fast_crashes >= 3:  # a crash loop: do not fork as fast as we can
             delay = min(30.0, 0.5 * 2 ** (self._fast_crashes - 3)) * random.uniform(0.8, 1.2)
             self._spawn_not_before = time.monotonic() + delay
-            log.warning("workers keep dying at start; next spawn in %.1fs", delay)
+            log.warning("workers keep ending right after they start; next spawn in %.1fs", delay)
 
     def _retry_cleanups(self) -> None:
         while self.cleanups:
@@ -528,7 +542,7 @@ class Supervisor:
             child = self.children.pop(pid, None)
             if child:
                 self.cleanups.append(child.worker_id)
-        self._finish_cleanups(deadline=time.monotonic() + 30)
+        self._finish_cleanups(deadline=time.monotonic() + 5)
 
     def _finish_cleanups(self, deadline: float) -> None:
         while self.cleanups and time.monotonic() < deadline:

@@ -161,6 +161,8 @@ def child_main(settings: Settings, worker_id: str, started_at: float) -> int:
     proc = WorkerProcess(settings, worker_id, started_at)
     signal.signal(signal.SIGTERM, lambda *_: proc.request_stop("SIGTERM"))
     signal.signal(signal.SIGINT, lambda *_: proc.request_stop("SIGINT"))
+    # The supervisor forked us with these blocked; one sent meanwhile arrives now.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
     _die_with_parent()
     set_process_name("trawl-worker")
     if os.getppid() != proc.parent:  # the parent died before prctl took effect
