@@ -12,7 +12,14 @@ const Trawl = (() => {
     const method = (options.method || 'GET').toUpperCase();
     if (!headers.has('Accept')) headers.set('Accept', 'application/json');
     if (csrf && !['GET', 'HEAD'].includes(method)) headers.set('X-CSRF-Token', csrf);
-    return fetch(path, { credentials: 'same-origin', cache: 'no-store', ...options, method, headers });
+    return fetch(path, { credentials: 'same-origin', cache: 'no-store', ...options, method, headers })
+      .then((resp) => {
+        // The login session ended (token changed, cookie expired): log in again, then come back.
+        if (resp.status === 401 && csrf) {
+          window.location.assign(`/login?next=${encodeURIComponent(window.location.pathname)}`);
+        }
+        return resp;
+      });
   }
 
   async function readJson(resp) {
