@@ -427,9 +427,10 @@ def session_nonce() -> str | None:
     """The nonce of this request's valid, unexpired session cookie, else None."""
     expires, _, rest = (request.get_cookie(SESSION_COOKIE) or "").partition(".")
     nonce, _, sig = rest.partition(".")
-    if not (expires.isdigit() and nonce and sig) or int(expires) < time.time():
+    if not (expires.isascii() and expires.isdigit() and nonce and sig) or int(expires) < time.time():
         return None
-    return nonce if hmac.compare_digest(sig, _sign(f"{expires}.{nonce}")) else None
+    expected = _sign(f"{expires}.{nonce}").encode()
+    return nonce if hmac.compare_digest(sig.encode("utf-8", "replace"), expected) else None
 
 
 def csrf_token() -> str:
@@ -443,7 +444,7 @@ def csrf_ok() -> bool:
             ("application/x-www-form-urlencoded", "multipart/form-data")):
         given = request.forms.get("csrf_token") or ""
     expected = csrf_token()
-    return bool(expected) and hmac.compare_digest(given.encode(), expected.encode())
+    return bool(expected) and hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode())
 
 
 def cross_site_request() -> bool:

@@ -272,6 +272,10 @@
 
   renderProgress(current);
   chart.add(ended(current.pages));
+  // SSE sends nothing while nothing changes: keep the chart's time axis moving.
+  setInterval(() => {
+    if (!document.hidden && !FINISHED.includes(current.status)) chart.add(ended(current.pages));
+  }, 2000);
   loadEmails();
   loadFailed();
   workers.start();

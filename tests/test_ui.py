@@ -564,8 +564,9 @@ def test_bearer_token_still_works_and_bad_cookies_do_not(tmp_path):
         ok = call("POST", t.url("/api/jobs"), {"urls": ["https://example.org/"]},
                   headers={"Authorization": "Bearer tok", "Origin": "http://evil.example"})
         assert ok.status == 202  # a bearer token is never sent by a browser on its own
-        forged = call("GET", t.url("/api/jobs"), headers={"Cookie": "trawl_session=9999999999.abc.def"})
-        assert forged.status == 401
+        for cookie in ("9999999999.abc.def", "\u00b2.abc.def", "9999999999.abc.d\u00e9f", "junk", ""):
+            forged = call("GET", t.url("/api/jobs"), headers={"Cookie": f"trawl_session={cookie}".encode("latin-1")})
+            assert forged.status == 401, cookie
         assert call("GET", t.url("/")).status == 303
         assert call("GET", t.url("/health")).status == 200
     finally:
