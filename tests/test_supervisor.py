@@ -127,6 +127,13 @@ def test_demand_formula():
     assert supervisor.target_workers([job(400)], max_workers=8, supervisors=2) == 4
 
 
+def test_settings_travel_to_the_detached_supervisor_intact(tmp_path):
+    from trawl import config
+
+    settings = make_settings(tmp_path, "sqlite:///x.db", node="n 1", api_token=None, drain_s=7.5)
+    assert config.load(supervisor.settings_environment(settings)) == settings
+
+
 # -- trigger storm ----------------------------------------------------------------------------------
 
 
@@ -312,6 +319,31 @@ def test_workers_recycle_above_the_rss_ceiling_without_a_spawn_storm(tmp_path, s
         wait_for(lambda: "keep ending right after they start" in fg.log(), 30, "the spawn backoff")
         assert "exits: RSS" in fg.log() and "(recycled)" in fg.log()
         assert fg.terminate() == 0
+
+
+def test_stale_rows_are_reaped_and_a_dead_local_workers_leases_come_back(tmp_path, sqlite_url, cleanup):
+    from trawl.store import frontier
+
+    settings = make_settings(tmp_path, sqlite_url)
+    db = open_database(sqlite_url)
+    job_id = create_job(db, "http://127.0.0.1:9/")
+    frontier.expand_seeds(db, job_id)
+    assert len(frontier.claim_pages(db, job_id, "w-dead", 10, lease_s=600)) == 1
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a pid that no longer runs
+    for worker_id, host, pid in (("w-dead", "test-node", gone.pid), ("w-far", "other-host", 1)):
+        registry.heartbeat(db, worker_id, role="worker", host=host, pid=pid, started_at=0.0)
+    with db.read() as s:
+        s.execute("UPDATE workers SET heartbeat_at = 0")
+    # A supervisor with no pool of its own still keeps the registry clean.
+    with Foreground(settings, count=0) as fg:
+        ids = lambda: {r["id"] for r in registry.host_rows(db, "test-node") + registry.host_rows(db, "other-host")}  # noqa: E731
+        wait_for(lambda: not ids() & {"w-dead", "w-far"}, 20, "the stale rows to go")
+        # Our host's dead worker: its lease ends now, not in ten minutes.
+        wait_for(lambda: page_states(db, job_id).get("pending"), 20, "the page back in the queue")
+        assert int(job_rows.load_job(db, job_id)["pages_in_flight"]) == 0
+        assert fg.terminate() == 0
+    db.close()
 
 
 # -- drain --------------------------------------------------------------------------------------------
