@@ -456,7 +456,7 @@ def _start_mariadb() -> None:
 
 @pytest.mark.mysql
 @pytest.mark.slow
-def test_mariadb_restart_mid_crawl(tmp_path, mysql_db, site, cleanup):
+def test_mariadb_restart_mid_crawl(tmp_path, mysql_db, site, cleanup, _session_dbs):
     truth = generate_site(site, pages=150, seed=9)
     delay_routes(site, 0.05)
     settings = make_settings(tmp_path, mysql_db.url, lease_s=10.0)
@@ -472,7 +472,9 @@ def test_mariadb_restart_mid_crawl(tmp_path, mysql_db, site, cleanup):
         finally:
             _start_mariadb()
             wait_for(_mysql_up, 60, "MariaDB to accept connections again", every=0.2)
-        mysql_db.close()
+            # Pooled connections of this session (ours and conftest's) died with the server.
+            for database in [mysql_db, *_session_dbs.values()]:
+                database.close()
         wait_finished(mysql_db, job_id, 150, [fg])
         assert_exact(mysql_db, job_id, truth, 3)
         assert fg.terminate() == 0
