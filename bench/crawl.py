@@ -273,7 +273,8 @@ SPIDER = textwrap.dedent("""
             for email in set(EMAIL.findall(response.text)):
                 yield {"email": email.lower()}
             for href in response.css("a::attr(href)").getall():
-                yield response.follow(href, self.parse)
+                if not href.startswith("mailto:"):
+                    yield response.follow(href, self.parse)
 
         def closed(self, reason):
             stats = self.crawler.stats.get_stats()
@@ -394,17 +395,19 @@ def print_profile(path: Path) -> None:
     print(f"\ncProfile of one Trawl worker (SQLite): {total:.2f} s of profiled CPU")
     stats.sort_stats("tottime").print_stats(20)
     groups = {
-        "Bloom filter (pybloom_live)": "pybloom_live",
-        "extraction (trawl/extract.py)": "trawl/extract.py",
-        "URL scope (trawl/urls.py)": "trawl/urls.py",
-        "fetcher (trawl/fetch.py + pycurl)": "trawl/fetch.py",
-        "frontier SQL (trawl/store)": "trawl/store",
-        "sqlite3/pymysql": "sqlite3",
+        "dedupe (trawl/dedupe.py + pybloom_live)": ("trawl/dedupe.py", "pybloom_live"),
+        "extraction (trawl/extract.py)": ("trawl/extract.py",),
+        "URL scope (trawl/urls.py)": ("trawl/urls.py",),
+        "fetcher (trawl/fetch.py, pycurl)": ("trawl/fetch.py", "CurlMulti"),
+        "frontier SQL (trawl/store)": ("trawl/store",),
+        "sqlite3 / pymysql": ("sqlite3", "pymysql"),
     }
-    print("Share of total time spent inside each part (tottime of its functions):")
-    for label, needle in groups.items():
-        spent = sum(v[2] for k, v in stats.stats.items() if needle in k[0] or needle in k[2])
-        print(f"  {label:40s} {spent:7.2f} s  {100 * spent / total:5.1f} %")
+    print("Where the time goes (tottime of each part's own functions):")
+    for label, needles in groups.items():
+        spent = sum(v[2] for k, v in stats.stats.items() if any(n in k[0] or n in k[2] for n in needles))
+        print(f"  {label:42s} {spent:7.2f} s  {100 * spent / total:5.1f} %")
+    bloom = sum(v[3] for k, v in stats.stats.items() if "pybloom" in k[0] and k[2] in ("__contains__", "add"))
+    print(f"  Bloom filter lookups and adds, cumulative  {bloom:7.2f} s  {100 * bloom / total:5.1f} %")
 
 
 def main() -> None:

@@ -366,11 +366,10 @@ class _JobCrawl:
             host = host_of(url)
             if same_domain and registered_domain(host) != site:
                 continue
-            if looks_like_trap(url):
-                continue
             key = url_hash(url)
-            if key not in seen:
-                links.append(NewPage(url, key, host, site, depth))
+            if key in seen or looks_like_trap(url):  # a known page passed the trap test before
+                continue
+            links.append(NewPage(url, key, host, site, depth))
         return links
 
     def _end(self, page: ClaimedPage, state: str, result: FetchResult | None = None,
