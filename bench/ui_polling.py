@@ -24,7 +24,6 @@ import http.client
 import multiprocessing
 import os
 import random
-import statistics
 import sys
 import tempfile
 import threading
@@ -132,6 +131,18 @@ def report(samples: list[Sample], phase: str, seconds: float, tabs: int) -> None
           f"{len(mine) / tabs / (seconds / 60):.1f} polls/min per tab")
 
 
+def server_side(log: Path) -> None:
+    """p99 of the server's own handling time of progress GETs, by answer."""
+    by_status: dict[str, list[float]] = {}
+    for line in log.read_text().splitlines() if log.exists() else []:
+        parts = line.split()
+        if len(parts) == 3 and parts[0].endswith("/progress"):
+            by_status.setdefault(parts[1], []).append(int(parts[2]) / 1000)
+    for status, ms in sorted(by_status.items()):
+        print(f"  server {status}: {len(ms)} answers, p50 {percentile(ms, .5):.1f} ms, "
+              f"p99 {percentile(ms, .99):.1f} ms, max {max(ms):.1f} ms (time inside gunicorn)")
+
+
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--url", help="a running server (default: start one)")
@@ -149,7 +160,11 @@ def main(argv: list[str]) -> int:
     if args.url:
         base, db_url = args.url.rstrip("/"), args.database_url
     else:
-        server = start_server(tmp, TRAWL_WEB_WORKERS="2", TRAWL_LOG_LEVEL="warning")
+        # The access log records the server's own time per request (%(D)s, microseconds),
+        # which separates the server from the client's share of the busy CPU.
+        server = start_server(tmp, TRAWL_WEB_WORKERS="2", TRAWL_LOG_LEVEL="warning",
+                              TRAWL_ACCESS_LOG=str(tmp / "access.log"),
+                              GUNICORN_CMD_ARGS="--access-logformat='%(U)s %(s)s %(D)s'")
         base, db_url = server.base, server.database_url
     stop_burn = multiprocessing.Event()
     burners = [multiprocessing.Process(target=burn, args=(stop_burn,), daemon=True) for _ in range(args.burners)]
@@ -193,6 +208,8 @@ def main(argv: list[str]) -> int:
         if db:
             report(samples, "moving", moving_s, args.tabs)
         report(samples, "idle", idle_s, args.tabs)
+        if server:
+            server_side(tmp / "access.log")
         return 0
     finally:
         stop.set()
