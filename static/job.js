@@ -31,11 +31,24 @@
     }
     const frac = fraction(doc);
     setBar($('bar'), frac, doc.status);
-    const text = progressSentence(doc, frac);
-    if ($('progress-text').textContent !== text) $('progress-text').textContent = text; // aria-live: only real changes
+    announce(progressSentence(doc, frac), doc.status);
     $('job-error').textContent = doc.error ? `Error: ${doc.error}` : '';
     chart.summary = doc.rate ? `Average ${fmt.rate(doc.rate)} pages/s${FINISHED.includes(doc.status) ? '' : ' so far'}.` : '';
     updateButtons(doc);
+  }
+
+  // The progress sentence is aria-live="polite": a screen reader should hear
+  // status changes at once but counters at most every 5 s, not every poll.
+  let announced = { at: 0, status: null, timer: null };
+  function announce(text, status) {
+    const node = $('progress-text');
+    clearTimeout(announced.timer);
+    const wait = status !== announced.status ? 0 : Math.max(0, announced.at + 5000 - Date.now());
+    const put = () => {
+      if (node.textContent !== text) node.textContent = text;
+      announced = { at: Date.now(), status, timer: null };
+    };
+    if (wait === 0) put(); else announced.timer = setTimeout(put, wait);
   }
 
   function progressSentence(doc, frac) {
@@ -177,6 +190,7 @@
     $('emails-empty').hidden = rows.length > 0;
     $('emails-empty').textContent = emails.q ? 'No address matches the filter.' : 'No addresses yet.';
     $('emails-total').textContent = `(${fmt.num(emails.total)})`;
+    $('emails-sort-note').hidden = emails.total <= emails.limit;
     renderPager($('emails-pager'), emails);
     document.querySelectorAll('#emails th').forEach((th) => {
       const key = th.querySelector('[data-sort]').dataset.sort;

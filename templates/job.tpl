@@ -70,6 +70,7 @@
     <tbody></tbody>
   </table>
   <p id="emails-empty" class="muted">No addresses yet.</p>
+  <p id="emails-sort-note" class="muted small" hidden>Pages follow the address order; a column sort reorders the page shown.</p>
   <div class="pager" id="emails-pager">
     <button type="button" data-page="prev">Previous</button>
     <span data-range></span>
