@@ -382,6 +382,8 @@ def row(name: str, pages: int, elapsed: float, usages: list[Usage], emails: set[
 
 
 def print_table(rows: list[dict]) -> None:
+    if not rows:
+        return
     columns = ["run", "pages", "seconds", "pages_per_s", "cpu_s_per_1000", "peak_rss_mb", "emails", "note"]
     widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
     print("  ".join(c.ljust(widths[c]) for c in columns))
@@ -389,10 +391,10 @@ def print_table(rows: list[dict]) -> None:
         print("  ".join(str(r[c]).ljust(widths[c]) for c in columns))
 
 
-def print_profile(path: Path) -> None:
+def print_profile(path: Path, kind: str) -> None:
     stats = pstats.Stats(str(path))
     total = stats.total_tt
-    print(f"\ncProfile of one Trawl worker (SQLite): {total:.2f} s of profiled CPU")
+    print(f"\ncProfile of one Trawl worker ({kind}): {total:.2f} s of profiled time")
     stats.sort_stats("tottime").print_stats(20)
     groups = {
         "dedupe (trawl/dedupe.py + pybloom_live)": ("trawl/dedupe.py", "pybloom_live"),
@@ -419,6 +421,7 @@ def main() -> None:
     parser.add_argument("--scrapy-limit-s", type=int, default=60)
     parser.add_argument("--timeout", type=float, default=600, help="per crawl")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--profile-db", default="sqlite", help="database of the --profile run")
     parser.add_argument("--port", type=int, default=18080)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="trawl-bench-"))
@@ -449,8 +452,8 @@ def main() -> None:
             print_table(rows)
             if args.profile:
                 profile = work / "worker.prof"
-                run_trawl(site, "sqlite", 1, work, args.timeout, profile=profile)
-                print_profile(profile)
+                run_trawl(site, args.profile_db, 1, work, args.timeout, profile=profile)
+                print_profile(profile, args.profile_db)
         finally:
             nginx.terminate()
             nginx.wait(timeout=10)
