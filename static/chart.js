@@ -34,7 +34,7 @@ class ThroughputChart {
 
   // Rate between neighbouring samples, smoothed over about five seconds.
   rates() {
-    const out = [];
+    const out = this.samples.length ? [{ t: this.samples[0].t, r: 0 }] : [];
     for (let i = 1; i < this.samples.length; i += 1) {
       let j = i - 1;
       while (j > 0 && this.samples[i].t - this.samples[j].t < 5000) j -= 1;

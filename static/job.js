@@ -31,24 +31,11 @@
     }
     const frac = fraction(doc);
     setBar($('bar'), frac, doc.status);
-    announce(progressSentence(doc, frac), doc.status);
+    const text = progressSentence(doc, frac);
+    if ($('progress-text').textContent !== text) $('progress-text').textContent = text; // aria-live: real changes only
     $('job-error').textContent = doc.error ? `Error: ${doc.error}` : '';
     chart.summary = doc.rate ? `Average ${fmt.rate(doc.rate)} pages/s${FINISHED.includes(doc.status) ? '' : ' so far'}.` : '';
     updateButtons(doc);
-  }
-
-  // The progress sentence is aria-live="polite": a screen reader should hear
-  // status changes at once but counters at most every 5 s, not every poll.
-  let announced = { at: 0, status: null, timer: null };
-  function announce(text, status) {
-    const node = $('progress-text');
-    clearTimeout(announced.timer);
-    const wait = status !== announced.status ? 0 : Math.max(0, announced.at + 5000 - Date.now());
-    const put = () => {
-      if (node.textContent !== text) node.textContent = text;
-      announced = { at: Date.now(), status, timer: null };
-    };
-    if (wait === 0) put(); else announced.timer = setTimeout(put, wait);
   }
 
   function progressSentence(doc, frac) {
@@ -97,13 +84,18 @@
   }
 
   let lastStatus = current.status;
+  let lastWorkers = current.workers;
   const feed = new ProgressFeed(jobId, current, {
     onProgress(doc, moved) {
       current = doc;
       renderProgress(doc);
       chart.add(ended(doc.pages));
       if (moved) refreshResults(doc);
-      if (doc.status !== lastStatus) { lastStatus = doc.status; workers.now(); }
+      if (doc.status !== lastStatus || doc.workers !== lastWorkers) {
+        lastStatus = doc.status;
+        lastWorkers = doc.workers;
+        workers.start();
+      }
     },
     onTick() { chart.add(ended(current.pages)); },
     onState: showLive,
@@ -137,7 +129,7 @@
 
   // -- emails and failed pages --------------------------------------------------------
 
-  // Reload a table when its count changes, at most every 4 s while the job
+  // Reload a table when its count changes, at most every 3 s while the job
   // runs, and at once when it ends.
   function throttled(fn, ms) {
     let last = 0; let timer = null;
@@ -151,8 +143,8 @@
   const emails = { offset: 0, limit: 50, q: '', sort: 'email', dir: 1, rows: [], total: 0, seen: -1 };
   const failed = { offset: 0, limit: 20, total: 0, seen: -1 };
 
-  const loadEmailsSoon = throttled(loadEmails, 4000);
-  const loadFailedSoon = throttled(loadFailed, 4000);
+  const loadEmailsSoon = throttled(loadEmails, 3000);
+  const loadFailedSoon = throttled(loadFailed, 3000);
 
   function refreshResults(doc) {
     const over = FINISHED.includes(doc.status);

@@ -494,12 +494,18 @@ def test_real_crawl_of_the_local_site_completes_in_both_modes(browser, tmp_path)
         context = browser.new_context()
         try:
             page = context.new_page()
-            page.requests = []
+            page.requests, page.errors = [], []
             page.on("request", lambda req: page.requests.append(req.url))
+            page.on("pageerror", lambda exc: page.errors.append(str(exc)))
             for mode in ("poll", "sse"):
                 set_live_mode(page, t, mode)
+                # A small per-host delay makes the crawl last a few seconds, long
+                # enough to see it running and to draw the throughput chart.
                 job_id = create_job_via_form(page, t, site.url("/"), name=f"local site ({mode})",
-                                             **{"Max depth": "10"})
+                                             **{"Max depth": "10", "Host connections": "1", "Host delay (ms)": "100"})
+                expect_status(page, "running", timeout_ms=20_000)
+                page.wait_for_timeout(3000)
+                screenshot(page, f"job-real-crawl-{mode}-running.png")
                 expect_status(page, "completed", timeout_ms=60_000)
                 from playwright.sync_api import expect
 
@@ -510,6 +516,7 @@ def test_real_crawl_of_the_local_site_completes_in_both_modes(browser, tmp_path)
                 streams = [u for u in page.requests if u.endswith(f"/api/jobs/{job_id}/events")]
                 assert bool(streams) == (mode == "sse")
                 screenshot(page, f"job-real-crawl-{mode}.png")
+                assert page.errors == []
         finally:
             context.close()
             t.stop()
