@@ -167,7 +167,7 @@ def test_kill_9_of_a_worker_mid_crawl_loses_nothing(db, sites):
     # A per-host delay keeps the crawl going long enough to kill a worker in the middle.
     options = JobOptions(urls=[t.root for t in truths], max_depth=20, per_host_delay_ms=15)
     job_id = job_rows.insert_job(db, options)["id"]
-    workers = start_workers(db, 2, lease_s=2.0, idle_s=6.0)
+    workers = start_workers(db, 2, lease_s=2.0, idle_s=15.0)
     try:
         wait_for(lambda: job_row(db, job_id)["pages_done"] >= 60, 60, "a third of the pages")
 
