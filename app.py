@@ -148,22 +148,31 @@ class BodyThenTrigger:
     The server calls close() only after it has written the whole body to the
     socket, so the trigger can never delay the client. Bottle keeps our
     close() when it wraps the iterable; gunicorn calls it after resp.close().
+    The trigger also gets a duplicate of the client socket, to wait (in the
+    background) until the client has acknowledged every byte.
     """
 
-    def __init__(self, body: bytes, reason: str):
+    def __init__(self, body: bytes, reason: str, client_socket=None):
         self.body = body
         self.reason = reason
+        self.client_socket = client_socket
 
     def __iter__(self):
         yield self.body
 
     def close(self) -> None:
-        trigger.fire(SETTINGS, self.reason)
+        duplicate = None
+        if self.client_socket is not None:
+            try:
+                duplicate = self.client_socket.dup()
+            except OSError:
+                duplicate = None
+        trigger.fire(SETTINGS, self.reason, delivered_on=duplicate)
 
 
 def accepted_with_trigger(data: dict, location: str, reason: str) -> HTTPResponse:
     body = json.dumps(data, separators=(",", ":")).encode()
-    out = HTTPResponse(BodyThenTrigger(body, reason), status=202)
+    out = HTTPResponse(BodyThenTrigger(body, reason, request.environ.get("gunicorn.socket")), status=202)
     out.content_type = "application/json"
     out.set_header("Content-Length", str(len(body)))
     out.set_header("Location", location)
@@ -447,12 +456,26 @@ def csrf_ok() -> bool:
     return bool(expected) and hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode())
 
 
+def _authority(scheme: str, netloc: str) -> str:
+    default = {"http": ":80", "https": ":443"}.get(scheme, "")
+    netloc = netloc.strip().lower()
+    return netloc[: -len(default)] if default and netloc.endswith(default) else netloc
+
+
 def cross_site_request() -> bool:
-    """True when the browser says the request was sent by another site (or port)."""
+    """True when the browser says the request was sent by another site (or port).
+
+    A page cannot set X-Forwarded-Host on a cross-origin request without a
+    CORS preflight we never grant, so a proxy's value is trusted like Host.
+    """
     if request.get_header("Sec-Fetch-Site", "") == "cross-site":
         return True
     origin = request.get_header("Origin")
-    return bool(origin) and urlsplit(origin).netloc != request.get_header("Host", "")
+    if not origin:
+        return False
+    parts = urlsplit(origin)
+    ours = {_authority(parts.scheme, request.get_header(h) or "") for h in ("Host", "X-Forwarded-Host")}
+    return _authority(parts.scheme, parts.netloc) not in ours - {""}
 
 
 def wants_html_page() -> bool:

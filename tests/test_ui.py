@@ -563,6 +563,11 @@ def test_cross_site_writes_are_refused_without_a_token(trawl):
                 headers={"Origin": trawl.url(""), "Host": trawl.url("").split("//")[1]})
     assert same.status == 202
     assert call("POST", trawl.url("/api/jobs"), body).status == 202  # curl, scripts: no Origin
+    proxied = call("POST", trawl.url("/api/jobs"), body,
+                   headers={"Origin": "https://trawl.example", "X-Forwarded-Host": "trawl.example"})
+    assert proxied.status == 202  # behind a reverse proxy that passes the public host on
+    other_port = call("POST", trawl.url("/api/jobs"), body, headers={"Origin": "http://127.0.0.1:1"})
+    assert other_port.status == 403
 
 
 def test_bearer_token_still_works_and_bad_cookies_do_not(tmp_path):
