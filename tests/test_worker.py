@@ -56,7 +56,7 @@ def sites():
 
 
 def settings_for(db, **overrides) -> Settings:
-    return Settings(database_url=db.url, allow_private_networks=True, **overrides)
+    return Settings(**{"database_url": db.url, "allow_private_networks": True, **overrides})
 
 
 def start_workers(db, count: int, lease_s: float = 20.0, idle_s: float = 1.5) -> dict[str, subprocess.Popen]:
@@ -322,3 +322,43 @@ def test_run_inline_crawls_one_job_to_its_end(db, site):
     run_inline(dataclasses.replace(settings_for(db), lease_s=5.0), db, job_id, lambda: False)
     assert page_hits(site) == {path: 1 for path in paths_of(truth)}
     assert_exact_result(db, job_id, [truth])
+
+
+def test_retry_requeues_failed_pages_and_the_job_finishes_again(db, site):
+    site.add_page("/", '<a href="/flaky.html">flaky</a> <a href="/fine.html">fine</a>')
+    site.add_page("/fine.html", "fine@acme-widgets.com")
+    site.add_flaky_page("/flaky.html", failures=3, status=503, text="late@acme-widgets.com")
+    job_id = job_rows.insert_job(db, JobOptions(urls=[site.url("/")]))["id"]
+    crawl_here(db, job_id)
+    row = job_row(db, job_id)
+    assert (row["status"], row["pages_done"], row["pages_failed"]) == ("completed", 2, 1)
+    assert "503" in page_rows(db, job_id)[site.url("/flaky.html")]["error"]
+
+    job_rows.apply_action(db, job_id, "retry")
+    crawl_here(db, job_id)
+    row = job_row(db, job_id)
+    assert (row["status"], row["pages_done"], row["pages_failed"]) == ("completed", 3, 0)
+    assert set(found_emails(db, job_id)) == {"fine@acme-widgets.com", "late@acme-widgets.com"}
+    assert site.hits("/fine.html") == 1
+
+
+def test_a_redirect_out_of_the_seed_domain_is_skipped(db, sites):
+    home, other = sites[0], sites[1]
+    other.add_page("/landing", "<p>taken@away-example.org</p>")
+    home.add_page("/", '<a href="/go">go</a>')
+    home.add_redirect("/go", other.url("/landing"))
+    job_id = job_rows.insert_job(db, JobOptions(urls=[home.url("/")]))["id"]
+    crawl_here(db, job_id)
+    page = page_rows(db, job_id)[home.url("/go")]
+    assert page["state"] == "skipped" and "out of scope" in page["error"]
+    assert found_emails(db, job_id) == {}
+
+
+def test_ssrf_refusals_are_failed_pages_with_the_reason(db, site):
+    site.add_page("/", "<p>never@acme-widgets.com</p>")
+    job_id = job_rows.insert_job(db, JobOptions(urls=[site.url("/")]))["id"]
+    crawl_here(db, job_id, allow_private_networks=False)
+    page = page_rows(db, job_id)[site.url("/")]
+    assert page["state"] == "failed" and page["error"]
+    assert page_hits(site) == {}
+    assert job_row(db, job_id)["status"] == "completed"
