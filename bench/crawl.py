@@ -36,7 +36,6 @@ import json
 import os
 import pstats
 import random
-import re
 import secrets
 import shutil
 import signal

@@ -359,6 +359,6 @@ def test_ssrf_refusals_are_failed_pages_with_the_reason(db, site):
     job_id = job_rows.insert_job(db, JobOptions(urls=[site.url("/")]))["id"]
     crawl_here(db, job_id, allow_private_networks=False)
     page = page_rows(db, job_id)[site.url("/")]
-    assert page["state"] == "failed" and page["error"]
+    assert page["state"] == "failed" and "refused" in page["error"]
     assert page_hits(site) == {}
     assert job_row(db, job_id)["status"] == "completed"
