@@ -357,6 +357,15 @@ def test_runnable_jobs_respect_the_workers_option(db):
     assert json.loads(frontier.runnable_jobs(db, "me", 10)[0]["options"])["workers"] == 1
 
 
+def test_a_new_worker_joins_the_job_with_the_fewest_workers(db):
+    older, newer = new_job(db), new_job(db)
+    now = time.time()
+    with db.transaction() as s:
+        s.execute("INSERT INTO workers (id, host, pid, job_id, started_at, heartbeat_at) "
+                  "VALUES ('busy', 'h', 1, ?, ?, ?)", (older, now, now))
+    assert [j["id"] for j in frontier.runnable_jobs(db, "me", 10)] == [newer, older]
+
+
 def test_retry_requeues_failed_pages_for_claims(db):
     job_id = seeded_job(db, ["http://a.example.com/"])
     page = frontier.claim_pages(db, job_id, "w1", 1, lease_s=30)[0]

@@ -129,7 +129,7 @@ def _short(error: str | None) -> str | None:
 
 
 def runnable_jobs(db: Database, worker_id: str, dead_after_s: float, limit: int = 50) -> list[dict]:
-    """Queued or running jobs, oldest first, that still want another worker.
+    """Queued or running jobs that still want another worker: fewest workers, then oldest, first.
 
     A job whose `workers` option is N is left out once N other live workers
     report it as their job in the workers table. Those rows come from
@@ -155,7 +155,9 @@ def runnable_jobs(db: Database, worker_id: str, dead_after_s: float, limit: int 
         cap = json.loads(job["options"]).get("workers")
         if cap is None or busy.get(job["id"], 0) < cap:
             wanted.append(job)
-    return wanted
+    # Jobs with the fewest workers first, so a new worker joins a job that
+    # waits rather than piling onto the oldest one.
+    return sorted(wanted, key=lambda job: (busy.get(job["id"], 0), job["id"]))
 
 
 def _start(s: Session, job_id: str, status: str, now: float) -> None:
