@@ -44,6 +44,21 @@ def pre_request(worker, req):
         req.force_close()
 
 
+def when_ready(server):
+    """TCP_NODELAY on the listeners (accepted sockets inherit it on Linux).
+
+    gunicorn writes the headers and the body with two send() calls; with
+    Nagle's algorithm the body would wait in the kernel for the ACK of the
+    headers, i.e. after the app's close() has already fired the trigger.
+    """
+    import socket
+
+    for listener in server.LISTENERS:
+        sock = getattr(listener, "sock", listener)
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 def on_starting(server):
     from trawl.store import open_database
 

@@ -1,4 +1,4 @@
-"""The early response: the client has the whole body before the worker trigger starts."""
+"""The early response: the whole body reaches the client before the worker trigger starts."""
 
 import json
 import os
@@ -9,8 +9,11 @@ import time
 from tests.conftest import start_server
 
 
-def post_and_time(server) -> tuple[float, str]:
-    """POST a job over a raw socket; returns (time the whole body had arrived, job id)."""
+def post_job(server) -> tuple[int, str]:
+    """POST a job over a raw socket; returns (bytes of the whole response, job id).
+
+    Reads up to the end of the body (Content-Length), not to the close.
+    """
     body = json.dumps({"urls": ["http://a.example/"]}).encode()
     host, port = server.base.split("//")[1].split(":")
     with socket.create_connection((host, int(port)), timeout=10) as sock:
@@ -20,25 +23,27 @@ def post_and_time(server) -> tuple[float, str]:
         while True:
             head, sep, payload = data.partition(b"\r\n\r\n")
             if sep:
-                length = int([h for h in head.split(b"\r\n") if h.lower().startswith(b"content-length:")][0]
-                             .split(b":")[1])
+                length = int([h for h in head.split(b"\r\n")
+                              if h.lower().startswith(b"content-length:")][0].split(b":")[1])
                 if len(payload) >= length:
-                    had_body = time.time()
-                    return had_body, json.loads(payload[:length])["id"]
+                    return len(data), json.loads(payload[:length])["id"]
             chunk = sock.recv(65536)
             assert chunk, "connection closed before the body was complete"
             data += chunk
 
 
-def test_trigger_starts_only_after_the_client_has_the_body(server):
-    results = [post_and_time(server) for _ in range(20)]
+def test_trigger_starts_only_after_the_client_acknowledged_the_whole_response(server):
+    """Each trigger records how many bytes of its response the client's TCP stack had
+    acknowledged when it started; that must be every byte the client received.
+    (Comparing two processes' clocks instead would race with the scheduler.)"""
+    results = [post_job(server) for _ in range(20)]
     deadline = time.monotonic() + 10
     while len([t for t in server.triggers() if t["reason"].startswith("job ")]) < 20 and time.monotonic() < deadline:
         time.sleep(0.05)
-    started = {t["reason"][4:]: t["started_at"] for t in server.triggers()}
-    for had_body, job_id in results:
-        assert job_id in started, f"no trigger for job {job_id}"
-        assert had_body <= started[job_id], (had_body, started[job_id])
+    acked = {t["reason"][4:]: t["bytes_acked"] for t in server.triggers()}
+    for size, job_id in results:
+        assert job_id in acked, f"no trigger for job {job_id}"
+        assert acked[job_id] is not None and acked[job_id] >= size, (acked[job_id], size)
 
 
 def test_a_blocked_trigger_never_delays_the_response(tmp_path):
@@ -49,7 +54,7 @@ def test_a_blocked_trigger_never_delays_the_response(tmp_path):
     server = start_server(tmp_path, TRAWL_TRIGGER_LOG=str(fifo))
     records = []
     try:
-        had_body, job_id = post_and_time(server)   # would hang if the trigger ran first
+        _, job_id = post_job(server)   # would hang if the trigger ran first
         reader = threading.Thread(target=lambda: records.append(fifo.read_text()))
         reader.start()
         reader.join(timeout=10)
