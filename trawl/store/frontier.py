@@ -287,6 +287,8 @@ def claim_pages(
                 f"attempts = attempts + 1 WHERE id IN ({_marks(ids)}) AND state = 'pending'",
                 (owner, token, now + lease_s, *ids),
             )
+        if claimed != len(rows):  # the rows were read behind the job's lock
+            raise LeaseConflict(f"{len(rows)} pending pages selected, {claimed} leased")
         s.execute(
             "UPDATE jobs SET pages_in_flight = pages_in_flight + ?, version = version + 1, "
             "updated_at = ? WHERE id = ?",
