@@ -362,3 +362,20 @@ def test_ssrf_refusals_are_failed_pages_with_the_reason(db, site):
     assert page["state"] == "failed" and "refused" in page["error"]
     assert page_hits(site) == {}
     assert job_row(db, job_id)["status"] == "completed"
+
+
+def test_politeness_per_host_connections_and_crawl_delay(db, sites):
+    capped, delayed = sites[0], sites[1]
+    for site in (capped, delayed):
+        links = " ".join(f'<a href="/s/{i}">{i}</a>' for i in range(12))
+        site.add_page("/", links)
+        for i in range(12):
+            site.add_slow_page(f"/s/{i}", delay_s=0.05, text=f"page {i}")
+    delayed.set_robots("User-agent: *\nCrawl-delay: 0.2\n")
+    job_id = job_rows.insert_job(db, JobOptions(
+        urls=[capped.url("/"), delayed.url("/")], per_host_connections=2, concurrency=50))["id"]
+    crawl_here(db, job_id)
+    assert job_row(db, job_id)["pages_done"] == 26
+    assert capped.peak_concurrency() <= 2
+    # 0.2 s between request starts and 0.05 s answers: one request at a time.
+    assert delayed.peak_concurrency() == 1
