@@ -255,27 +255,36 @@ def claim_pages(
         return []
     lock = db.dialect.lock_for_claim
 
-    def select(s: Session, where: str, args: tuple, n: int) -> list[dict]:
+    def select(s: Session, first: int, where: str, args: tuple, n: int) -> list[dict]:
+        # `id >= first` (the job's lowest pending id, read from the index)
+        # keeps MariaDB from walking the primary key through every older
+        # page when a host filter makes it misjudge the index: measured,
+        # 133-394 index reads per claim instead of 15,000.
         return s.all(
             "SELECT id, url, url_hash, host, site, depth FROM pages "
-            f"WHERE job_id = ? AND state = 'pending' AND not_before <= ?{where} "
+            f"WHERE job_id = ? AND state = 'pending' AND id >= ? AND not_before <= ?{where} "
             f"ORDER BY id LIMIT ?{lock}",
-            (job_id, time.time(), *args, n),
+            (job_id, first, time.time(), *args, n),
         )
 
     def run(s: Session) -> list[ClaimedPage]:
         job = _lock_job(s, job_id)
         if job is None or job["status"] not in RUNNABLE:
             return []
+        first = s.scalar("SELECT MIN(id) FROM pages WHERE job_id = ? AND state = 'pending'", (job_id,))
+        if first is None:
+            return []
         taken = {r["host"] for r in s.all(
             "SELECT DISTINCT host FROM pages WHERE job_id = ? AND state = 'leased' AND lease_owner <> ?",
             (job_id, owner))}
         preferred = [h for h in dict.fromkeys(prefer_hosts) if h not in taken][:MAX_PREFERRED_HOSTS]
-        rows = select(s, f" AND host IN ({_marks(preferred)})", tuple(preferred), limit) if preferred else []
+        rows = []
+        if preferred:
+            rows = select(s, first, f" AND host IN ({_marks(preferred)})", tuple(preferred), limit)
         if len(rows) < limit:
             avoid = list(taken.union(preferred))
             where = f" AND host NOT IN ({_marks(avoid)})" if avoid else ""
-            rows += _half_of_the_new_hosts(select(s, where, tuple(avoid), limit - len(rows)))
+            rows += _half_of_the_new_hosts(select(s, first, where, tuple(avoid), limit - len(rows)))
         if not rows:
             return []
         now = time.time()
