@@ -15,6 +15,12 @@ Phase 1 (moving): a writer bumps the job's counters every 0.5 s, as workers
 commit; figures: progress GET latency p50/p95/p99 and the share of 304s.
 Phase 2 (idle): nothing changes; figures: share of 304s, and bytes per
 minute per tab (request + response, headers included).
+
+With `--crawl PAGES` the load is a real crawl instead of the burners: the
+server autostarts its workers, which crawl a generated site of PAGES pages
+on the local test website (tests/site.py) in this process; the tabs watch
+that job while it moves, then a paused job (nothing changes) while the
+crawl goes on.
 """
 
 from __future__ import annotations
@@ -38,7 +44,8 @@ from tests.conftest import start_server  # noqa: E402
 from tests.http import call  # noqa: E402
 
 
-def burn(stop) -> None:
+def burn(stop, nice: int = 0) -> None:
+    os.nice(nice)
     x = 0
     while not stop.is_set():
         for _ in range(100_000):
@@ -150,42 +157,90 @@ def main(argv: list[str]) -> int:
     p.add_argument("--tabs", type=int, default=100)
     p.add_argument("--moving-s", type=float, default=20)
     p.add_argument("--idle-s", type=float, default=60)
-    p.add_argument("--burners", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--burners", type=int, default=None, help="busy-loop processes (default: one per core, 0 with --crawl)")
+    p.add_argument("--nice", type=int, default=0, help="niceness of the burners (what a niced worker pool would get)")
+    p.add_argument("--crawl", type=int, default=0, metavar="PAGES", help="load the cores with a real crawl of this many pages")
     args = p.parse_args(argv)
+    if args.burners is None:
+        args.burners = 0 if args.crawl else (os.cpu_count() or 1)
 
     from trawl.store import job_rows, open_database
 
     tmp = Path(tempfile.mkdtemp(prefix="trawl-bench-ui-"))
-    server = None
+    server = site = None
     if args.url:
         base, db_url = args.url.rstrip("/"), args.database_url
     else:
+        crawl_env = {"TRAWL_AUTOSTART_WORKERS": "1", "TRAWL_ALLOW_PRIVATE_NETWORKS": "1"} if args.crawl else {}
         # The access log records the server's own time per request (%(D)s, microseconds),
         # which separates the server from the client's share of the busy CPU.
         server = start_server(tmp, TRAWL_WEB_WORKERS="2", TRAWL_LOG_LEVEL="warning",
                               TRAWL_ACCESS_LOG=str(tmp / "access.log"),
-                              GUNICORN_CMD_ARGS="--access-logformat='%(U)s %(s)s %(D)s'")
+                              GUNICORN_CMD_ARGS="--access-logformat='%(U)s %(s)s %(D)s'", **crawl_env)
         base, db_url = server.base, server.database_url
+    if args.crawl:
+        from tests.site import TestSite, generate_site
+
+        site = TestSite().start()
+        generate_site(site, pages=args.crawl, seed=1)
     stop_burn = multiprocessing.Event()
-    burners = [multiprocessing.Process(target=burn, args=(stop_burn,), daemon=True) for _ in range(args.burners)]
+    burners = [multiprocessing.Process(target=burn, args=(stop_burn, args.nice), daemon=True)
+               for _ in range(args.burners)]
     stop = threading.Event()
     try:
-        created = call("POST", base + "/api/jobs", {"urls": ["https://example.org/"], "name": "bench"})
+        db = open_database(db_url) if db_url else None
+        crawl_body = {"urls": [site.url("/")] if site else [], "name": "bench crawl", "max_depth": 100,
+                      "max_pages": args.crawl or 1}
+        if site:
+            created = call("POST", base + "/api/jobs", crawl_body)
+            idle = call("POST", base + "/api/jobs", {"urls": ["https://example.org/"], "name": "bench idle"})
+            idle_path = f"/api/jobs/{idle.json()['id']}/progress"
+            call("POST", base + f"/api/jobs/{idle.json()['id']}/pause")
+        else:
+            created = call("POST", base + "/api/jobs", {"urls": ["https://example.org/"], "name": "bench"})
         assert created.status == 202, created.body
         job_id = created.json()["id"]
-        db = open_database(db_url) if db_url else None
-        if db:
+        if db and not site:
             job_rows.apply_action(db, job_id, "start")
         for b in burners:
             b.start()
         parts = urlsplit(base)
-        phase = ["moving" if db else "idle"]
+        phase = ["moving" if db or site else "idle"]
         tabs = [Tab(parts.hostname, parts.port, f"/api/jobs/{job_id}/progress", phase, stop) for _ in range(args.tabs)]
         threads = [threading.Thread(target=t.run, daemon=True) for t in tabs]
         for t in threads:
             t.start()
         print(f"{args.tabs} polling tabs on {base}, {args.burners} CPU burner processes, job {job_id}")
-        if db:
+        import psutil
+
+        psutil.cpu_percent()  # starts the measurement window
+        cpu: dict[str, float] = {}
+        if site:
+            crawls = [job_id]
+            watch = {"moving": True}
+
+            def keep_crawling() -> None:
+                """A new crawl of the site whenever the last one ended: the cores stay busy."""
+                while not stop.is_set():
+                    doc = call("GET", base + f"/api/jobs/{crawls[-1]}/progress").json()
+                    if doc["status"] in ("completed", "failed", "cancelled"):
+                        crawls.append(call("POST", base + "/api/jobs", crawl_body).json()["id"])
+                        if watch["moving"]:
+                            for tab in tabs:
+                                tab.path, tab.etag = f"/api/jobs/{crawls[-1]}/progress", None
+                    stop.wait(0.5)
+
+            threading.Thread(target=keep_crawling, daemon=True).start()
+            started = time.monotonic()
+            time.sleep(args.moving_s)
+            moving_s = time.monotonic() - started
+            cpu["moving"] = psutil.cpu_percent()
+            watch["moving"] = False
+            for tab in tabs:  # the tabs now watch a job where nothing happens
+                tab.path, tab.etag, tab.unchanged = idle_path, None, 0
+            phase[0] = "settle"  # longer than the slowest poll interval: every tab has its ETag
+            time.sleep(11)
+        elif db:
             done, until = 0, time.monotonic() + args.moving_s
             started = time.monotonic()
             while time.monotonic() < until:
@@ -195,21 +250,33 @@ def main(argv: list[str]) -> int:
                               "updated_at = ? WHERE id = ?", (done * 2, done, time.time(), job_id))
                 time.sleep(0.5)
             moving_s = time.monotonic() - started
+            cpu["moving"] = psutil.cpu_percent()
             phase[0] = "settle"  # let every tab see the last change before idle is measured
             time.sleep(3)
         phase[0] = "idle"
+        psutil.cpu_percent()
         started = time.monotonic()
         time.sleep(args.idle_s)
         idle_s = time.monotonic() - started
+        cpu["idle"] = psutil.cpu_percent()
         stop.set()
         for t in threads:
             t.join(timeout=35)
         samples = [s for t in tabs for s in t.samples]
-        if db:
+        if db or site:
             report(samples, "moving", moving_s, args.tabs)
         report(samples, "idle", idle_s, args.tabs)
+        if site:
+            done = 0
+            for crawl_id in crawls:
+                doc = call("GET", base + f"/api/jobs/{crawl_id}/progress").json()
+                done += doc["pages"]["done"]
+                if doc["status"] not in ("completed", "failed", "cancelled"):
+                    call("POST", base + f"/api/jobs/{crawl_id}/cancel")
+            print(f"crawling all along: {len(crawls)} crawl jobs, {done} pages fetched")
         if server:
             server_side(tmp / "access.log")
+        print("machine CPU busy: " + ", ".join(f"{k} phase {v:.0f} %" for k, v in cpu.items()))
         return 0
     finally:
         stop.set()
@@ -218,6 +285,8 @@ def main(argv: list[str]) -> int:
             b.join(timeout=5)
         if server:
             server.stop()
+        if site:
+            site.stop()
 
 
 if __name__ == "__main__":
