@@ -589,9 +589,3 @@ def complete_if_done(db: Database, job_id: str) -> bool:
 
     return db.retrying(run)
 
-
-def open_pages(db: Database, job_id: str) -> int:
-    """Pages of the job still pending or leased."""
-    with db.read() as s:
-        return int(s.scalar(
-            "SELECT COUNT(*) FROM pages WHERE job_id = ? AND state IN ('pending', 'leased')", (job_id,)))
