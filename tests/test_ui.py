@@ -594,3 +594,14 @@ def test_run_again_prefills_the_form_with_the_seeds_and_options(trawl):
     assert 'name="max_depth" data-int value="7"' in html
     assert 'id="f-same_domain" name="same_domain" value="1" data-bool >' in html  # unchecked
     assert 'id="f-obey_robots" name="obey_robots" value="1" data-bool checked>' in html
+
+
+def test_unhealthy_is_503_in_both_forms_and_the_page_marks_the_failing_check(trawl):
+    with trawl.db.transaction() as s:  # as if someone restored a database from before a migration
+        s.execute("DELETE FROM schema_migrations")
+    as_json = call("GET", trawl.url("/health"))
+    assert as_json.status == 503 and as_json.json()["status"] == "unhealthy"
+    page = call("GET", trawl.url("/health"), headers={"Accept": "text/html"})
+    assert page.status == 503
+    html = page.body.decode()
+    assert 'data-check="database" data-ok="false"' in html and "python app.py migrate" in html
