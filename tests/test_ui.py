@@ -232,8 +232,9 @@ def test_live_mode_choice_is_remembered_across_a_refresh(page, trawl):
 
 
 @pytest.mark.browser
-def test_refresh_mid_crawl_resumes_from_the_server_state(page, trawl):
-    set_live_mode(page, trawl, "poll")
+@pytest.mark.parametrize("mode", ["poll", "sse"])
+def test_refresh_mid_crawl_resumes_from_the_server_state(page, trawl, mode):
+    set_live_mode(page, trawl, mode)
     job_id = create_job_via_form(page, trawl, "https://example.org/")
     trawl.action(job_id, "start")
     trawl.progress(job_id, pages_discovered=100, pages_done=37, emails=5)
@@ -249,7 +250,7 @@ def test_refresh_mid_crawl_resumes_from_the_server_state(page, trawl):
     assert page.locator("#bar").get_attribute("aria-valuenow") == "37"
     trawl.progress(job_id, pages_done=60)
     expect(page.locator("[data-counter=done] dd")).to_have_text("60")
-    screenshot(page, "job-running.png")
+    screenshot(page, f"job-running-{mode}.png")
     assert page.errors == []
 
 
