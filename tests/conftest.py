@@ -118,7 +118,9 @@ class Server:
 
     def stop(self) -> None:
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            # SIGQUIT: gunicorn's quick shutdown; SIGTERM would wait up to
+            # graceful_timeout for the SSE streams a test left open.
+            self.process.send_signal(signal.SIGQUIT)
             try:
                 self.process.wait(timeout=15)
             except subprocess.TimeoutExpired:

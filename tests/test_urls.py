@@ -218,12 +218,12 @@ def test_looks_like_trap(url, expected):
     assert looks_like_trap(url) is expected
 
 
-def test_url_hash_is_16_hex_of_blake2b():
+def test_url_hash_is_32_hex_of_blake2b():
     import hashlib
 
     url = "https://example.com/a?b=1"
-    assert url_hash(url) == hashlib.blake2b(url.encode(), digest_size=8).hexdigest()
-    assert len(url_hash(url)) == 16 and url_hash(url) == url_hash(url).lower()
+    assert url_hash(url) == hashlib.blake2b(url.encode(), digest_size=16).hexdigest()
+    assert len(url_hash(url)) == 32 and url_hash(url) == url_hash(url).lower()
     assert url_hash(url) != url_hash(url + "2")
 
 

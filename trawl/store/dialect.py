@@ -60,6 +60,10 @@ class Dialect:
     ddl: dict[str, str] = {}
     # Appended to a claim's SELECT so concurrent claimers skip each other's rows.
     lock_for_claim = ""
+    # Appended to a SELECT that must hold its rows until commit (a job row
+    # that serialises its frontier writes). Empty on SQLite, whose BEGIN
+    # IMMEDIATE already holds the only write lock there is.
+    lock_row = ""
 
     def connect(self):
         raise NotImplementedError
@@ -145,6 +149,7 @@ class MysqlDialect(Dialect):
         "table_opts": " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
     }
     lock_for_claim = " FOR UPDATE SKIP LOCKED"
+    lock_row = " FOR UPDATE"
 
     def __init__(self, target: MysqlTarget, connect_timeout_s: float = 5.0):
         self.target = target

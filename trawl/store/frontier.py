@@ -99,15 +99,9 @@ class CommitReport:
     new_emails: int = 0
 
 
-def _lock_row(s: Session) -> str:
-    # The row lock of a claim without SKIP LOCKED. Empty on SQLite, whose
-    # BEGIN IMMEDIATE already holds the only write lock there is.
-    return " FOR UPDATE" if s.dialect.lock_for_claim else ""
-
-
 def _lock_job(s: Session, job_id: str) -> dict | None:
     return s.one(
-        f"SELECT id, status, seeded, options, pages_discovered FROM jobs WHERE id = ?{_lock_row(s)}",
+        f"SELECT id, status, seeded, options, pages_discovered FROM jobs WHERE id = ?{s.dialect.lock_row}",
         (job_id,),
     )
 

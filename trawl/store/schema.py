@@ -41,7 +41,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             id {pk},
             job_id VARCHAR(32) NOT NULL,
             url {text} NOT NULL,
-            url_hash CHAR(16) NOT NULL,
+            url_hash CHAR(32) NOT NULL,
             host VARCHAR(255) NOT NULL,
             -- Registered domain of the seed this page descends from: the
             -- same_domain scope of its links (and of its redirect target).
