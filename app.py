@@ -8,11 +8,15 @@ response has left (`trawl.trigger`). Run `python app.py --help` for the CLI.
 from __future__ import annotations
 
 import csv
+import hashlib
 import hmac
 import io
 import json
+import os
+import secrets
 import sys
 import time
+from urllib.parse import quote, urlsplit
 
 import bottle
 from bottle import Bottle, HTTPResponse, request, response
@@ -398,10 +402,6 @@ def metrics():
 # page embeds a CSRF token bound to that session, which every state-changing
 # request made with the cookie must echo (X-CSRF-Token header or form field).
 
-import hashlib  # noqa: E402  (kept with the section that alone uses them)
-import os  # noqa: E402
-import secrets  # noqa: E402
-from urllib.parse import quote, urlsplit  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TEMPLATE_DIR = os.path.join(HERE, "templates")

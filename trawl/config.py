@@ -51,6 +51,10 @@ class Settings:
     # itself after this many pages or above this resident size (MiB).
     worker_recycle_pages: int = 5000
     worker_max_rss_mb: int = 512
+    # Niceness added to worker processes, so a crawl saturating the cores
+    # leaves the web server (progress polls, SSE) its CPU: measured with 100
+    # polling tabs and the cores at 100 %, progress p99 71 ms -> 6 ms.
+    worker_nice: int = 10
     # SIGTERM/SIGINT: how long workers get to finish or release their pages.
     drain_s: float = 30.0
     # A trigger-started supervisor exits after this long without demand.

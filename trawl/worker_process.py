@@ -165,6 +165,8 @@ def child_main(settings: Settings, worker_id: str, started_at: float) -> int:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
     _die_with_parent()
     set_process_name("trawl-worker")
+    if settings.worker_nice > 0:
+        os.nice(settings.worker_nice)
     if os.getppid() != proc.parent:  # the parent died before prctl took effect
         return EXIT_STOPPED
     return proc.run()
