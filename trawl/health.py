@@ -15,7 +15,7 @@ import time
 from dataclasses import asdict, dataclass
 
 from trawl.config import Settings
-from trawl.store import Database
+from trawl.store import Database, job_rows, registry
 from trawl.store.dialect import SqliteTarget, parse_database_url
 from trawl.store.schema import LATEST_VERSION, current_version
 
@@ -43,26 +43,18 @@ def check_database(db: Database) -> Check:
 
 def check_queue(db: Database) -> Check:
     try:
-        with db.read() as s:
-            row = s.one(
-                "SELECT COUNT(*) AS jobs, COALESCE(SUM(pages_discovered - pages_done - pages_failed"
-                " - pages_skipped), 0) AS pages FROM jobs WHERE status IN ('queued', 'running')"
-            )
-            oldest = s.scalar(
-                "SELECT MIN(created_at) FROM jobs WHERE status IN ('queued', 'running')")
+        depth = job_rows.queue_depth(db)
     except Exception as exc:
         return Check("queue", False, f"cannot read the queue: {exc}")
-    age = None if oldest is None else round(time.time() - oldest, 1)
-    data = {"active_jobs": int(row["jobs"]), "pending_pages": int(row["pages"]), "oldest_job_age_s": age}
+    oldest = depth["oldest_created_at"]
+    data = {"active_jobs": depth["active_jobs"], "pending_pages": depth["pending_pages"],
+            "oldest_job_age_s": None if oldest is None else round(time.time() - oldest, 1)}
     return Check("queue", True, f"{data['active_jobs']} active jobs, {data['pending_pages']} pages to go", data)
 
 
 def check_workers(db: Database, settings: Settings) -> Check:
     try:
-        with db.read() as s:
-            n = int(s.scalar(
-                "SELECT COUNT(*) FROM workers WHERE role = 'worker' AND heartbeat_at >= ?",
-                (time.time() - settings.worker_dead_after_s,)))
+        n = registry.count_live(db, "worker", settings.worker_dead_after_s)
     except Exception as exc:
         return Check("workers", False, f"cannot read the registry: {exc}")
     return Check("workers", True, f"{n} live worker processes", {"live": n})
@@ -85,10 +77,7 @@ def check_pycurl() -> Check:
 def check_supervisors(db: Database, settings: Settings) -> Check:
     """Live supervisor heartbeats: reported, never failed (an idle set-up runs none)."""
     try:
-        with db.read() as s:
-            n = int(s.scalar(
-                "SELECT COUNT(*) FROM workers WHERE role = 'supervisor' AND heartbeat_at >= ?",
-                (time.time() - settings.worker_dead_after_s,)))
+        n = registry.count_live(db, "supervisor", settings.worker_dead_after_s)
     except Exception as exc:
         return Check("supervisors", False, f"cannot read the registry: {exc}")
     return Check("supervisors", True, f"{n} live supervisors", {"live": n})

@@ -43,6 +43,7 @@ import time
 from dataclasses import dataclass
 
 from trawl.config import HARD_MAX_WORKERS, Settings
+from trawl.worker_process import read_rss
 
 log = logging.getLogger("trawl.supervisor")
 
@@ -323,7 +324,7 @@ class Supervisor:
         return result
 
     def _beat(self, state: str) -> None:
-        rss = _own_rss()
+        rss = read_rss()
         self._db_call(lambda: self._registry().heartbeat(
             self.db, self.id, role="supervisor", host=self.settings.node, pid=os.getpid(),
             started_at=self.started_at, state=state, pages=len(self.children), rss_bytes=rss,
@@ -580,14 +581,6 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _own_rss() -> int:
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except OSError:
-        return 0
 
 
 def _configure_logging() -> None:

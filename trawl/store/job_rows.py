@@ -168,6 +168,18 @@ def delete_job(db: Database, job_id: str) -> None:
 # -- dashboard --------------------------------------------------------------
 
 
+def queue_depth(db: Database) -> dict:
+    """Active jobs, their pages still to go, and when the oldest was created."""
+    with db.read() as s:
+        row = s.one(
+            "SELECT COUNT(*) AS jobs, COALESCE(SUM(pages_discovered - pages_done - pages_failed"
+            " - pages_skipped), 0) AS pages, MIN(created_at) AS oldest"
+            " FROM jobs WHERE status IN ('queued', 'running')"
+        )
+    return {"active_jobs": int(row["jobs"]), "pending_pages": int(row["pages"]),
+            "oldest_created_at": row["oldest"]}
+
+
 def stats(db: Database, live_after: float) -> dict:
     """Totals for the dashboard strip, from job counters (no scan of pages)."""
     now = time.time()

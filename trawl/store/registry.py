@@ -91,12 +91,17 @@ def host_rows(db: Database, host: str) -> list[dict]:
         return s.all(f"SELECT {', '.join(WORKER_FIELDS)} FROM workers WHERE host = ?", (host,))
 
 
-def count_live_supervisors(db: Database, dead_after_s: float) -> int:
+def count_live(db: Database, role: str, dead_after_s: float) -> int:
+    """Processes of `role` ('worker' or 'supervisor') with a fresh heartbeat, on every host."""
     with db.read() as s:
         return int(s.scalar(
-            "SELECT COUNT(*) FROM workers WHERE role = 'supervisor' AND heartbeat_at >= ?",
-            (time.time() - dead_after_s,),
+            "SELECT COUNT(*) FROM workers WHERE role = ? AND heartbeat_at >= ?",
+            (role, time.time() - dead_after_s),
         ))
+
+
+def count_live_supervisors(db: Database, dead_after_s: float) -> int:
+    return count_live(db, "supervisor", dead_after_s)
 
 
 # -- what the pool needs to know about jobs ------------------------------------
