@@ -23,7 +23,7 @@ from bottle import Bottle, HTTPResponse, request, response
 
 from trawl import config, progress, trigger
 from trawl.health import run_checks
-from trawl.jobs import InvalidOptions, TransitionRefused, parse_options
+from trawl.jobs import InvalidOptions, Status, TransitionRefused, parse_options
 from trawl.store import open_database
 from trawl.store import job_rows, registry, results
 from trawl.store.job_rows import JobNotFound
@@ -52,19 +52,20 @@ def fail(status: int, error: str, fields: dict | None = None) -> HTTPResponse:
     return json_response({"error": error, "fields": fields or {}}, status)
 
 
-def wants_json() -> bool:
-    return request.path.startswith("/api/") or "application/json" in request.get_header("Accept", "")
+ERROR_MESSAGES = {400: "bad request", 403: "forbidden", 404: "not found", 405: "method not allowed",
+                  411: "length required", 413: "request body too large", 415: "unsupported content type",
+                  500: "internal error", 503: "service unavailable"}
 
 
-@app.error(404)
-@app.error(405)
-@app.error(413)
-@app.error(500)
 def error_page(err: bottle.HTTPError):
-    messages = {404: "not found", 405: "method not allowed", 413: "request body too large",
-                500: "internal error"}
+    """Bottle's own errors (unknown route, unparsable body, crash) as JSON, like ours."""
+    fields = {"body": str(err.body)} if err.status_code in (400, 413) and err.body else {}
     response.content_type = "application/json"
-    return json.dumps({"error": messages.get(err.status_code, err.status_line), "fields": {}})
+    return json.dumps({"error": ERROR_MESSAGES.get(err.status_code, err.status_line), "fields": fields})
+
+
+for _code in ERROR_MESSAGES:
+    app.error(_code)(error_page)
 
 
 # -- auth ------------------------------------------------------------------------
@@ -126,8 +127,15 @@ def read_job_body() -> tuple[object, bool]:
         raise fail(413, "request body too large", {"body": f"at most {SETTINGS.max_body_bytes} bytes"})
     ctype = (request.content_type or "").split(";")[0].strip().lower()
     if ctype in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        form = {k: request.forms.getunicode(k) for k in request.forms.keys()}
-        upload = request.files.get("urls_file")
+        try:
+            form = {k: request.forms.getunicode(k) for k in request.forms.keys()}
+            # Several "urls" fields (one per input) add up, like lines of one.
+            form["urls"] = "\n".join(request.forms.decode().getall("urls")) if "urls" in form else None
+            upload = request.files.get("urls_file")
+        except (bottle.HTTPError, ValueError, UnicodeError) as exc:
+            raise fail(400, "malformed form body", {"body": str(exc)[:200] or "cannot parse"}) from None
+        if form["urls"] is None:
+            del form["urls"]
         if upload is not None and upload.filename:
             extra = _urls_from_upload(upload)
             form["urls"] = "\n".join(filter(None, [form.get("urls") or "", *extra]))
@@ -219,7 +227,11 @@ def create_job():
 def list_jobs():
     limit = int_param("limit", 20, 1, 200)
     before = request.query.get("before") or None
+    if before and not job_rows.looks_like_job_id(before):
+        raise fail(400, "invalid query parameter before", {"before": "a job id from the previous page's next"})
     status = request.query.get("status") or None
+    if status and status not in {s.value for s in Status}:
+        raise fail(400, "invalid query parameter status", {"status": "one of " + ", ".join(s.value for s in Status)})
     rows, cursor = job_rows.list_jobs(DB, limit, before, status)
     return json_response({"jobs": [progress.job_document(r) for r in rows], "next": cursor})
 
@@ -473,7 +485,11 @@ def cross_site_request() -> bool:
     origin = request.get_header("Origin")
     if not origin:
         return False
-    parts = urlsplit(origin)
+    try:
+        parts = urlsplit(origin)
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        return True  # an Origin we cannot read is not ours
     ours = {_authority(parts.scheme, request.get_header(h) or "") for h in ("Host", "X-Forwarded-Host")}
     return _authority(parts.scheme, parts.netloc) not in ours - {""}
 
@@ -510,8 +526,7 @@ def rerun_prefill(job_id: str | None) -> dict | None:
         return None
     try:
         job = job_rows.load_job(DB, job_id)
-        with DB.read() as s:
-            seeds = job_rows.load_seeds(s, job_id)
+        seeds = job_rows.load_seeds(DB, job_id)
     except JobNotFound:
         return None
     return {"name": job["name"], "urls": "\n".join(seeds), **json.loads(job["options"])}

@@ -82,8 +82,7 @@ def test_upload_of_a_csv_list(server, store_of_server):
             f"Content-Type: text/csv\r\n\r\n{csv_text}\r\n--{boundary}--\r\n")
     reply = call("POST", server.url("/api/jobs"), body, {"Content-Type": f"multipart/form-data; boundary={boundary}"})
     assert reply.status == 202, reply.body
-    with store_of_server.read() as s:
-        assert job_rows.load_seeds(s, reply.json()["id"]) == ["http://a.example/", "https://b.example/x"]
+    assert job_rows.load_seeds(store_of_server, reply.json()["id"]) == ["http://a.example/", "https://b.example/x"]
 
 
 BAD_BODIES = [
@@ -131,6 +130,42 @@ def test_oversized_body_is_413_before_it_is_read(server, store_of_server):
     assert job_count(store_of_server) == before
 
 
+def test_broken_multipart_body_is_a_400_naming_the_body(server, store_of_server):
+    before = job_count(store_of_server)
+    reply = call("POST", server.url("/api/jobs"), "--X\r\nContent-Disposition: garbage",
+                 {"Content-Type": "multipart/form-data; boundary=X"})
+    assert reply.status == 400 and reply.header("content-type").startswith("application/json")
+    assert "body" in reply.json()["fields"]
+    assert job_count(store_of_server) == before
+
+
+def test_several_urls_fields_in_a_form_add_up(server, store_of_server):
+    reply = call("POST", server.url("/api/jobs"), "urls=http%3A%2F%2Fa.example%2F&urls=http%3A%2F%2Fb.example%2F",
+                 {"Content-Type": "application/x-www-form-urlencoded"})
+    assert reply.status == 202
+    assert job_rows.load_seeds(store_of_server, reply.json()["id"]) == ["http://a.example/", "http://b.example/"]
+
+
+def test_malformed_origin_is_refused_not_a_crash(server, store_of_server):
+    before = job_count(store_of_server)
+    reply = call("POST", server.url("/api/jobs"), {"urls": ["http://a.example/"]}, {"Origin": "http://["})
+    assert reply.status == 403 and "Origin" in reply.json()["fields"]
+    assert job_count(store_of_server) == before
+
+
+@pytest.mark.parametrize("query, field", [("status=bogus", "status"), ("before=zzz", "before"),
+                                          ("limit=999", "limit")])
+def test_list_query_parameters_are_checked(server, query, field):
+    reply = call("GET", server.url(f"/api/jobs?{query}"))
+    assert reply.status == 400 and field in reply.json()["fields"]
+
+
+def test_etag_without_quotes_still_matches(server):
+    job_id = create(server).json()["id"]
+    version = call("GET", server.url(f"/api/jobs/{job_id}/progress")).json()["version"]
+    assert call("GET", server.url(f"/api/jobs/{job_id}/progress"), headers={"If-None-Match": str(version)}).status == 304
+
+
 def test_too_many_urls(server, store_of_server):
     before = job_count(store_of_server)
     reply = create(server, {"urls": [f"http://h{i}.example/" for i in range(10_001)]})
@@ -141,8 +176,7 @@ def test_too_many_urls(server, store_of_server):
 def test_ten_thousand_urls_are_accepted(server, store_of_server):
     reply = create(server, {"urls": [f"http://h{i}.example/p" for i in range(10_000)]})
     assert reply.status == 202
-    with store_of_server.read() as s:
-        assert len(job_rows.load_seeds(s, reply.json()["id"])) == 10_000
+    assert len(job_rows.load_seeds(store_of_server, reply.json()["id"])) == 10_000
 
 
 def test_get_list_and_paginate(server):

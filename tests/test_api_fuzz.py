@@ -42,8 +42,7 @@ def check_outcome(reply, db, before: set) -> None:
         assert after - before == {doc["id"]}
         job = job_rows.load_job(db, doc["id"])
         assert job["status"] == "queued"
-        with db.read() as s:
-            assert job_rows.load_seeds(s, doc["id"])  # the seeds were stored with the job
+        assert job_rows.load_seeds(db, doc["id"])  # the seeds were stored with the job
     else:
         assert 400 <= reply.status < 500 and isinstance(doc["fields"], dict) and doc["error"]
         assert after == before

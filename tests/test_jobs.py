@@ -27,6 +27,8 @@ def test_urls_as_one_string_per_line_skip_blank_lines():
     ({"urls": ["http://exa mple.org/"]}, "urls"),
     ({"urls": ["http://example.org/\x00"]}, "urls"),
     ({"urls": ["http://example.org:99999/"]}, "urls"),
+    ({"urls": ["http://a..example/"]}, "urls"),
+    ({"urls": ["http://" + "a" * 70 + ".example/"]}, "urls"),
     ({"urls": ["http://example.org/" + "a" * 3000]}, "urls"),
     ({"urls": ["http://example.org/\ud800"]}, "urls"),
     ({"urls": [1, 2]}, "urls"),

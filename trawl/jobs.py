@@ -14,6 +14,8 @@ import re
 from dataclasses import asdict, dataclass
 from urllib.parse import urlsplit
 
+from trawl.urls import canonicalize
+
 MAX_SEEDS = 10_000
 MAX_URL_LENGTH = 2048
 MAX_NAME_LENGTH = 200
@@ -139,6 +141,11 @@ def check_seed_url(url: str) -> str | None:
         return "has no host"
     if port == 0:
         return "port 0 is not valid"
+    if canonicalize(url) is None:
+        # The crawler keys pages by the canonical form; a URL it cannot
+        # canonicalise (empty or over-long host labels, ...) would be
+        # dropped silently later, so it is refused here, by name.
+        return "has an invalid host or cannot be normalised"
     return None
 
 

@@ -92,7 +92,8 @@ def etag_matches(header: str | None, version: int) -> bool:
     if not header:
         return False
     wanted = etag(version)
-    return any(tag.strip().removeprefix("W/") in (wanted, "*") for tag in header.split(","))
+    # Quoted as we send it, but a bare version (a hand-written header) counts too.
+    return any(tag.strip().removeprefix("W/") in (wanted, wanted.strip('"'), "*") for tag in header.split(","))
 
 
 # -- Server-Sent Events --------------------------------------------------------

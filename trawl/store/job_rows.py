@@ -45,6 +45,10 @@ def new_job_id() -> str:
     return f"{us:014x}{secrets.token_hex(3)}"
 
 
+def looks_like_job_id(text: str) -> bool:
+    return len(text) == 20 and all(c in "0123456789abcdef" for c in text)
+
+
 def insert_job(db: Database, options: JobOptions) -> dict:
     """Store a job and its raw seed list in one INSERT; seeds are expanded later by a worker."""
     now = time.time()
@@ -58,17 +62,18 @@ def insert_job(db: Database, options: JobOptions) -> dict:
         "created_at": now,
         "updated_at": now,
     }
-    with db.read() as s:
-        s.execute(
-            "INSERT INTO jobs (id, name, options, seeds, status, created_at, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            tuple(row.values()),
-        )
+    db.retrying(lambda s: s.execute(
+        "INSERT INTO jobs (id, name, options, seeds, status, created_at, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        tuple(row.values()),
+    ), deadline_s=10)
     return row
 
 
-def get_job(s: Session, job_id: str) -> dict:
-    row = s.one(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
+def get_job(s: Session, job_id: str, lock: bool = False) -> dict:
+    """The job row; with `lock`, held until the transaction ends (frontier lock order: job first)."""
+    suffix = s.dialect.lock_row if lock else ""
+    row = s.one(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?{suffix}", (job_id,))
     if row is None:
         raise JobNotFound(job_id)
     return row
@@ -88,8 +93,9 @@ def job_version(db: Database, job_id: str) -> tuple[int, str]:
     return int(row["version"]), row["status"]
 
 
-def load_seeds(s: Session, job_id: str) -> list[str]:
-    raw = s.scalar("SELECT seeds FROM jobs WHERE id = ?", (job_id,))
+def load_seeds(db: Database, job_id: str) -> list[str]:
+    with db.read() as s:
+        raw = s.scalar("SELECT seeds FROM jobs WHERE id = ?", (job_id,))
     return [] if raw is None else raw.splitlines()
 
 
@@ -132,7 +138,7 @@ def apply_action(db: Database, job_id: str, action: str, error: str | None = Non
     """
 
     def run(s: Session) -> dict:
-        job = get_job(s, job_id)
+        job = get_job(s, job_id, lock=True)
         current = Status(job["status"])
         target = next_status(current, action)
         requeued = _retry_failed_pages(s, job_id) if action == "retry" else 0
@@ -156,7 +162,7 @@ def apply_action(db: Database, job_id: str, action: str, error: str | None = Non
 
 def delete_job(db: Database, job_id: str) -> None:
     def run(s: Session) -> None:
-        job = get_job(s, job_id)
+        job = get_job(s, job_id, lock=True)
         next_status(job["status"], "delete")
         s.execute("DELETE FROM pages WHERE job_id = ?", (job_id,))
         s.execute("DELETE FROM emails WHERE job_id = ?", (job_id,))
