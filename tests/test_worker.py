@@ -379,3 +379,15 @@ def test_politeness_per_host_connections_and_crawl_delay(db, sites):
     assert capped.peak_concurrency() <= 2
     # 0.2 s between request starts and 0.05 s answers: one request at a time.
     assert delayed.peak_concurrency() == 1
+
+
+def test_a_job_that_keeps_raising_is_failed_with_its_error(db, site):
+    """A poison job (here: options that are not JSON) must not stay `running` forever."""
+    job_id = job_rows.insert_job(db, JobOptions(urls=[site.url("/")]))["id"]
+    with db.transaction() as s:
+        s.execute("UPDATE jobs SET options = 'not json', version = version + 1 WHERE id = ?", (job_id,))
+    worker = Worker(settings_for(db), db, "w-poison", "test-host")
+    worker.run(lambda: job_row(db, job_id)["status"] == "failed", idle_exit_s=5)
+    job = job_row(db, job_id)
+    assert job["status"] == "failed" and "JSONDecodeError" in job["error"]
+    assert job["finished_at"] is not None

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from trawl import __version__
 
 HARD_MAX_WORKERS = 300
+PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_USER_AGENT = f"Trawl/{__version__} (+https://github.com/trawl-crawler/trawl)"
 
 
@@ -92,5 +93,9 @@ def load(environ: dict[str, str] | None = None) -> Settings:
         values[f.name] = _coerce(kind, raw)
     settings = Settings(**values)
     return dataclasses.replace(
-        settings, max_workers=max(1, min(HARD_MAX_WORKERS, settings.max_workers))
+        settings,
+        max_workers=max(1, min(HARD_MAX_WORKERS, settings.max_workers)),
+        # The supervisor's lock lives here: it must be the same file whatever
+        # directory the server, `app.py workers` or `app.py crawl` start from.
+        run_dir=os.path.join(PROJECT_DIR, settings.run_dir),
     )

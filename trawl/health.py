@@ -114,6 +114,20 @@ def check_disk(settings: Settings) -> Check:
     return Check("disk", ok, detail, data)
 
 
+_spawn_cache: tuple[float, Check] | None = None
+SPAWN_CHECK_TTL_S = 60.0
+
+
+def check_spawn_cached() -> Check:
+    """check_spawn at most once a minute per process: /health is unauthenticated
+    and must not let anyone fork an interpreter per request."""
+    global _spawn_cache
+    now = time.monotonic()
+    if _spawn_cache is None or now - _spawn_cache[0] > SPAWN_CHECK_TTL_S:
+        _spawn_cache = (now, check_spawn())
+    return _spawn_cache[1]
+
+
 def check_spawn(timeout_s: float = 15.0) -> Check:
     """A child interpreter (what a worker is) starts, imports the engine and is reaped."""
     started = time.perf_counter()
@@ -162,7 +176,7 @@ def run_checks(db: Database, settings: Settings) -> dict:
     else:  # one connect timeout is enough: don't wait for it three more times
         stored = [Check(name, False, "not checked: the database check failed")
                   for name in ("queue", "workers", "supervisors")]
-    checks = [database, *stored, check_pycurl(), check_bloom(), check_disk(settings), check_spawn()]
+    checks = [database, *stored, check_pycurl(), check_bloom(), check_disk(settings), check_spawn_cached()]
     return {
         "status": "ok" if all(c.ok for c in checks) else "unhealthy",
         "checks": [asdict(c) for c in checks],

@@ -10,6 +10,7 @@ records the outcome.
 from __future__ import annotations
 
 import enum
+import json
 import re
 from dataclasses import asdict, dataclass
 from urllib.parse import urlsplit
@@ -35,6 +36,8 @@ class Status(str, enum.Enum):
 
 
 FINISHED = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED})
+# Statuses in which workers crawl a job.
+RUNNABLE = (Status.QUEUED.value, Status.RUNNING.value)
 
 # action -> {from status: to status}. Anything not listed is refused.
 TRANSITIONS: dict[str, dict[Status, Status]] = {
@@ -247,6 +250,17 @@ def parse_options(body, from_form: bool = False) -> JobOptions:
     if errors:
         raise InvalidOptions(errors)
     return JobOptions(**values)
+
+
+def stored_options(raw: str | None) -> dict:
+    """A job's stored options JSON; {} when unreadable, so one damaged row cannot
+    break the listings every worker and supervisor reads (the worker that
+    picks the job fails it instead)."""
+    try:
+        options = json.loads(raw or "{}")
+    except ValueError:
+        return {}
+    return options if isinstance(options, dict) else {}
 
 
 def options_from_stored(settings: dict, seeds: str) -> JobOptions:

@@ -246,6 +246,7 @@ class Supervisor:
             self._refresh_target()
         if self._due_now("stale", STALE_EVERY_S):
             self._reap_stale_rows()
+            self._sweep_expired_leases()
         self._scale()
 
     def _due_now(self, what: str, every: float) -> bool:
@@ -463,6 +464,15 @@ class Supervisor:
         if released:
             log.info("released %d pages leased by %s", released, worker_id)
         return True
+
+    def _sweep_expired_leases(self) -> None:
+        """Workers sweep only while they crawl; a paused or cancelled job whose
+        worker died would otherwise keep its leased pages (and in_flight) forever."""
+        from trawl.store import frontier
+
+        swept = self._db_call(lambda: frontier.sweep_expired_leases(self.db), 0)
+        if swept:
+            log.info("swept %d expired page leases", swept)
 
     def _reap_stale_rows(self) -> None:
         """Rows whose heartbeat stopped, on any host: the process is gone or cut off.

@@ -38,7 +38,8 @@ from trawl.config import Settings
 from trawl.dedupe import SeenPages
 from trawl.extract import extract
 from trawl.fetch import Fetcher, FetchResult
-from trawl.jobs import FINISHED, MAX_SEEDS, JobOptions, Status, options_from_stored
+from trawl.jobs import (FINISHED, MAX_SEEDS, RUNNABLE, JobOptions, Status, TransitionRefused,
+                        options_from_stored)
 from trawl.robots import RobotsPolicy
 from trawl.store import frontier, job_rows
 from trawl.store.database import Database
@@ -47,7 +48,6 @@ from trawl.urls import canonicalize, host_of, looks_like_trap, registered_domain
 
 log = logging.getLogger(__name__)
 
-RUNNABLE = frozenset({Status.QUEUED.value, Status.RUNNING.value})
 # Pause and cancel must be seen within 1 s: the job's status is read this often.
 STATUS_CHECK_S = 0.5
 COMMIT_EVERY_S = 0.5
@@ -57,6 +57,7 @@ POLL_S = 0.05
 # commits may add pages meanwhile).
 DRY_CLAIM_WAIT_S = 1.0
 MIN_BACKOFF_S, MAX_BACKOFF_S = 0.05, 2.0
+JOB_FAILURE_LIMIT = 3  # consecutive non-database errors on one job before it is failed
 ROBOTS_RECHECK_S = 0.5
 # Per-job memory (Bloom filter, robots.txt rules, hosts) kept for this many jobs.
 REMEMBERED_JOBS = 4
@@ -91,6 +92,7 @@ class Worker:
         self.pages_done = 0
         self._memory: OrderedDict[str, _JobMemory] = OrderedDict()
         self._next_sweep = 0.0
+        self._job_failures: dict[str, int] = {}
 
     # ---------------------------------------------------------------- the loop
 
@@ -126,13 +128,40 @@ class Worker:
             for job in frontier.runnable_jobs(self.db, self.id, self.settings.worker_dead_after_s):
                 if should_stop():
                     return False
-                if self.crawl_job(job["id"], should_stop, budget):
+                if self._crawl_job_guarded(job["id"], should_stop, budget):
                     return True
         except Exception:
             # The database may be away longer than db.retrying waits. Our
             # leases expire and are swept; back off and try again.
             log.exception("worker %s: crawl step failed", self.id)
         return False
+
+    def _crawl_job_guarded(self, job_id: str, should_stop: Callable[[], bool], budget: int | None) -> bool:
+        """crawl_job, but a job that keeps raising (not a database outage) is failed.
+
+        Without this a job hitting a bug or a permanent error would stay
+        `running` forever while every worker retried it.
+        """
+        try:
+            progressed = self.crawl_job(job_id, should_stop, budget)
+        except Exception as exc:
+            if self.db.dialect.is_retryable(exc):
+                raise  # the database is away: not the job's fault
+            self._job_failures[job_id] = self._job_failures.get(job_id, 0) + 1
+            log.exception("worker %s: job %s failed (%d of %d)", self.id, job_id,
+                          self._job_failures[job_id], JOB_FAILURE_LIMIT)
+            if self._job_failures[job_id] >= JOB_FAILURE_LIMIT:
+                self._fail_job(job_id, f"{type(exc).__name__}: {exc}"[:500])
+            return False
+        self._job_failures.pop(job_id, None)
+        return progressed
+
+    def _fail_job(self, job_id: str, error: str) -> None:
+        try:
+            job_rows.apply_action(self.db, job_id, "fail", error=error)
+        except (job_rows.JobNotFound, TransitionRefused):
+            pass  # deleted, or another worker or the user moved it first
+        self._job_failures.pop(job_id, None)
 
     def sweep_if_due(self) -> None:
         now = time.monotonic()

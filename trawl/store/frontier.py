@@ -30,13 +30,12 @@ import secrets
 import time
 from dataclasses import dataclass, field
 
-from trawl.jobs import Status, next_status
+from trawl.jobs import RUNNABLE, Status, next_status, stored_options
 from trawl.store.database import Database, Session
 from trawl.urls import canonicalize, host_of, registered_domain, url_hash
 
 PENDING, LEASED, DONE, FAILED, SKIPPED = "pending", "leased", "done", "failed", "skipped"
 ENDED_STATES = (DONE, FAILED, SKIPPED)
-RUNNABLE = (Status.QUEUED.value, Status.RUNNING.value)
 # A page whose lease expired this many times (its worker died each time it
 # held it) is failed instead of handed out again: a poison page must not
 # kill workers forever.
@@ -134,8 +133,8 @@ def runnable_jobs(db: Database, worker_id: str, dead_after_s: float, limit: int 
     with db.read() as s:
         jobs = s.all(
             f"SELECT id, status, seeded, options FROM jobs WHERE status IN ({_marks(RUNNABLE)}) "
-            "ORDER BY id LIMIT ?",
-            (*RUNNABLE, limit),
+            "ORDER BY id",
+            RUNNABLE,
         )
         if not jobs:
             return []
@@ -146,12 +145,14 @@ def runnable_jobs(db: Database, worker_id: str, dead_after_s: float, limit: int 
         )}
     wanted = []
     for job in jobs:
-        cap = json.loads(job["options"]).get("workers")
+        cap = stored_options(job["options"]).get("workers")
         if cap is None or busy.get(job["id"], 0) < cap:
             wanted.append(job)
     # Jobs with the fewest workers first, so a new worker joins a job that
     # waits rather than piling onto the oldest one.
-    return sorted(wanted, key=lambda job: (busy.get(job["id"], 0), job["id"]))
+    # The cap is applied before the limit, so jobs that are full never hide
+    # newer ones that want a worker.
+    return sorted(wanted, key=lambda job: (busy.get(job["id"], 0), job["id"]))[:limit]
 
 
 def _start(s: Session, job_id: str, status: str, now: float) -> None:

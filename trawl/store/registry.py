@@ -8,9 +8,9 @@ removed by whichever supervisor notices it.
 
 from __future__ import annotations
 
-import json
 import time
 
+from trawl.jobs import RUNNABLE, stored_options
 from trawl.store.database import Database
 
 WORKER_FIELDS = ("id", "role", "host", "pid", "job_id", "state", "pages", "rss_bytes",
@@ -116,11 +116,11 @@ def runnable_jobs(db: Database) -> list[dict]:
     with db.read() as s:
         rows = s.all(
             "SELECT id, status, options, pages_discovered - pages_done - pages_failed"
-            " - pages_skipped AS remaining FROM jobs WHERE status IN ('queued', 'running')"
+            " - pages_skipped AS remaining FROM jobs WHERE status IN (?, ?)", RUNNABLE
         )
     out = []
     for row in rows:
-        options = json.loads(row["options"] or "{}")
+        options = stored_options(row["options"])
         out.append({"id": row["id"], "status": row["status"], "remaining": int(row["remaining"] or 0),
                     "workers": options.get("workers"), "concurrency": options.get("concurrency") or 50})
     return out
