@@ -191,3 +191,50 @@ def test_bad_database_urls_are_refused(url):
 def test_mysql_url_parts():
     t = parse_database_url("mysql://u%40x:p%3Aw@db.internal:3307/trawl")
     assert (t.user, t.password, t.host, t.port, t.database) == ("u@x", "p:w", "db.internal", 3307, "trawl")
+
+
+@pytest.fixture(params=["sqlite", "mysql"])
+def empty_database_url(request, tmp_path):
+    """A database with no tables at all, on each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    from tests.conftest import _mysql_admin
+
+    base = request.getfixturevalue("mysql_url")
+    name = base.rsplit("/", 1)[1] + "_m"
+    admin = _mysql_admin()
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {name}")
+    yield base.rsplit("/", 1)[0] + "/" + name
+    with admin.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {name}")
+    admin.close()
+
+
+def test_concurrent_migrations_apply_each_version_once(empty_database_url):
+    from trawl.store import open_database
+
+    results_, errors = [], []
+
+    def run():
+        database = open_database(empty_database_url)
+        try:
+            results_.append(migrate(database))
+        except Exception as exc:  # collected: every migrator must succeed
+            errors.append(exc)
+        finally:
+            database.close()
+
+    threads = [threading.Thread(target=run) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sorted(len(r) for r in results_) == [0] * 5 + [LATEST_VERSION]
+    database = open_database(empty_database_url)
+    with database.read() as s:
+        assert s.scalar("SELECT COUNT(*) FROM schema_migrations") == LATEST_VERSION
+        assert s.scalar("SELECT COUNT(*) FROM jobs") == 0
+    database.close()

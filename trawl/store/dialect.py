@@ -8,6 +8,7 @@ recognising errors worth retrying.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 import sqlite3
@@ -82,6 +83,10 @@ class Dialect:
 
     def begin(self, conn) -> None:
         raise NotImplementedError
+
+    def migration_lock(self, session):
+        """Held around migrations so only one process applies them."""
+        return contextlib.nullcontext()
 
 
 class SqliteDialect(Dialect):
@@ -205,6 +210,17 @@ class MysqlDialect(Dialect):
 
     def begin(self, conn) -> None:
         conn.begin()
+
+    @contextlib.contextmanager
+    def migration_lock(self, session):
+        # DDL commits implicitly here, so a transaction cannot serialise
+        # migrators; a named lock (released with its connection) can.
+        if not session.scalar("SELECT GET_LOCK('trawl_schema_migrations', 60)"):
+            raise TimeoutError("another process held the migration lock for 60 s")
+        try:
+            yield
+        finally:
+            session.scalar("SELECT RELEASE_LOCK('trawl_schema_migrations')")
 
 
 def dialect_for(url: str) -> Dialect:

@@ -116,27 +116,24 @@ def current_version(db: Database) -> int:
 def migrate(db: Database) -> list[int]:
     """Apply every migration not yet recorded; returns the versions applied.
 
-    Safe to run from several processes at once: the version row is inserted
-    in the same transaction as the DDL on SQLite, and on MySQL (where DDL
-    commits implicitly) a duplicate version row makes the loser stop.
+    Safe from several processes at once: migrators are serialised (SQLite by
+    its write lock, MySQL by a named lock, see `Dialect.migration_lock`) and
+    re-read the recorded version once they hold it. The version row is
+    written after the DDL, so a migration that fails half-way on MySQL
+    (where DDL commits implicitly) is not recorded as applied.
     """
     applied = []
-    for version, name, statements in MIGRATIONS:
-        if version <= current_version(db):
-            continue
-        try:
+    with db.read() as lock_session, db.dialect.migration_lock(lock_session):
+        for version, name, statements in MIGRATIONS:
             with db.transaction() as s:
+                _ensure_migrations_table(s)
                 if s.scalar("SELECT COUNT(*) FROM schema_migrations WHERE version = ?", (version,)):
                     continue
+                for ddl in statements:
+                    s.execute(_render(ddl, db))
                 s.execute(
                     "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
                     (version, name, time.time()),
                 )
-                for ddl in statements:
-                    s.execute(_render(ddl, db))
-        except Exception as exc:
-            if db.dialect.is_duplicate_key(exc) or "already exists" in str(exc):
-                continue
-            raise
-        applied.append(version)
+            applied.append(version)
     return applied
