@@ -41,6 +41,9 @@ class Settings:
     # arrives. Off for web-only nodes whose workers run elsewhere
     # (`python app.py workers` on other machines sharing the MySQL database).
     autostart_workers: bool = True
+    # When set, each worker trigger appends a JSON line here (start time,
+    # bytes the client had acknowledged): an audit for operators and tests.
+    trigger_log: str = ""
 
     # Request limits of the web layer.
     max_body_bytes: int = 4 * 1024 * 1024

@@ -52,12 +52,13 @@ def check_queue(db: Database) -> Check:
     return Check("queue", True, f"{data['active_jobs']} active jobs, {data['pending_pages']} pages to go", data)
 
 
-def check_workers(db: Database, settings: Settings) -> Check:
+def check_live(db: Database, settings: Settings, role: str, name: str, noun: str) -> Check:
+    """Live heartbeats of `role`: reported, never failed (an idle set-up runs none)."""
     try:
-        n = registry.count_live(db, "worker", settings.worker_dead_after_s)
+        n = registry.count_live(db, role, settings.worker_dead_after_s)
     except Exception as exc:
-        return Check("workers", False, f"cannot read the registry: {exc}")
-    return Check("workers", True, f"{n} live worker processes", {"live": n})
+        return Check(name, False, f"cannot read the registry: {exc}")
+    return Check(name, True, f"{n} live {noun}", {"live": n})
 
 
 def check_pycurl() -> Check:
@@ -74,13 +75,6 @@ def check_pycurl() -> Check:
     return Check("pycurl", async_dns, detail, data)
 
 
-def check_supervisors(db: Database, settings: Settings) -> Check:
-    """Live supervisor heartbeats: reported, never failed (an idle set-up runs none)."""
-    try:
-        n = registry.count_live(db, "supervisor", settings.worker_dead_after_s)
-    except Exception as exc:
-        return Check("supervisors", False, f"cannot read the registry: {exc}")
-    return Check("supervisors", True, f"{n} live supervisors", {"live": n})
 
 
 def _data_dir(settings: Settings) -> str:
@@ -172,7 +166,8 @@ def check_bloom() -> Check:
 def run_checks(db: Database, settings: Settings) -> dict:
     database = check_database(db)
     if database.ok:
-        stored = [check_queue(db), check_workers(db, settings), check_supervisors(db, settings)]
+        stored = [check_queue(db), check_live(db, settings, "worker", "workers", "worker processes"),
+                  check_live(db, settings, "supervisor", "supervisors", "supervisors")]
     else:  # one connect timeout is enough: don't wait for it three more times
         stored = [Check(name, False, "not checked: the database check failed")
                   for name in ("queue", "workers", "supervisors")]

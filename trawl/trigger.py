@@ -4,7 +4,7 @@
 left: it must cost the request nothing, so it only hands the work to a
 background thread (a greenlet under gunicorn's gevent workers) and returns.
 What the trigger then does (make sure a supervisor runs on this host) is
-`trawl.supervisor.ensure_running`. When TRAWL_TRIGGER_LOG names a file, each
+`trawl.supervisor.ensure_running`. When `settings.trigger_log` (TRAWL_TRIGGER_LOG) names a file, each
 trigger appends one JSON line with the wall-clock time it started, so
 operators and tests can see when it ran relative to the response.
 
@@ -34,8 +34,7 @@ from trawl.config import Settings
 log = logging.getLogger(__name__)
 
 
-def _record(reason: str, started: float, bytes_acked: int | None) -> None:
-    path = os.environ.get("TRAWL_TRIGGER_LOG")
+def _record(path: str, reason: str, started: float, bytes_acked: int | None) -> None:
     if not path:
         return
     line = json.dumps({"reason": reason, "started_at": started, "pid": os.getpid(),
@@ -84,7 +83,7 @@ def wait_for_delivery(sock: socket.socket, timeout_s: float = DELIVERY_WAIT_S) -
 def run_trigger(settings: Settings, reason: str, delivered_on: socket.socket | None = None) -> None:
     acked = wait_for_delivery(delivered_on) if delivered_on is not None else None
     started = time.time()
-    _record(reason, started, acked)
+    _record(settings.trigger_log, reason, started, acked)
     if not settings.autostart_workers:
         return
     try:
