@@ -245,15 +245,19 @@ def get_job(job_id: str):
 @app.get("/api/jobs/<job_id>/progress")
 def get_progress(job_id: str):
     try:
-        version, _ = job_rows.job_version(DB, job_id)
+        version, status = job_rows.job_version(DB, job_id)
     except JobNotFound:
         raise fail(404, "no such job", {"id": job_id}) from None
     headers = {"ETag": progress.etag(version), "Cache-Control": "no-cache"}
     if progress.etag_matches(request.get_header("If-None-Match"), version):
+        # A frozen job answers 304 forever: the read itself may revive its workers.
+        trigger.nudge_from_read(SETTINGS, job_id, lambda: live_workers_for(job_id), status)
         return HTTPResponse(status=304, headers=headers)
     job = load_job_or_404(job_id)
     headers["ETag"] = progress.etag(int(job["version"]))
-    return json_response(progress.progress_document(job, live_workers_for(job_id)), headers=headers)
+    workers = live_workers_for(job_id)
+    trigger.nudge_from_read(SETTINGS, job_id, lambda: workers, job["status"])
+    return json_response(progress.progress_document(job, workers), headers=headers)
 
 
 @app.get("/api/jobs/<job_id>/events")
@@ -373,7 +377,10 @@ def trigger_workers():
 
 @app.get("/api/stats")
 def stats():
-    return json_response(job_rows.stats(DB, time.time() - SETTINGS.worker_dead_after_s))
+    data = job_rows.stats(DB, time.time() - SETTINGS.worker_dead_after_s)
+    if data["jobs"]["queued"] + data["jobs"]["running"]:
+        trigger.nudge_from_read(SETTINGS, "stats", lambda: data["workers"])
+    return json_response(data)
 
 
 @app.get("/health")

@@ -59,6 +59,14 @@ def when_ready(server):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
+def post_worker_init(worker):
+    """Each gunicorn worker runs the self-healing check (trawl/trigger.py `watchdog`):
+    runnable work with no live supervisor of this node and database starts one."""
+    from trawl import trigger
+
+    trigger.start_watchdog(_settings)
+
+
 def on_starting(server):
     from trawl.store import open_database
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from trawl.config import Settings
-from trawl.supervisor import settings_environment
+from trawl.hostlock import settings_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 

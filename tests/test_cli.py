@@ -12,7 +12,7 @@ import pytest
 from tests.processes import ROOT, assert_nothing_left, make_settings
 from tests.site import generate_site, site  # noqa: F401  (the fixture)
 from trawl.store import job_rows, open_database
-from trawl.supervisor import settings_environment
+from trawl.hostlock import settings_environment
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from tests.processes import (Foreground, assert_nothing_left, delay_routes, make
                              cmdline, our_pids, proc_ppid, proc_state, supervisor_pids, wait_for,
                              worker_pids, zombie_children)
 from tests.site import TestSite, generate_site, site  # noqa: F401  (the fixture)
-from trawl import supervisor
+from trawl import demand, hostlock
 from trawl.jobs import Status, parse_options
 from trawl.store import job_rows, open_database, registry
 
@@ -117,21 +117,21 @@ def live_worker_rows(db, settings) -> list[dict]:
 def test_demand_formula():
     job = lambda remaining, workers=None, concurrency=50: {  # noqa: E731
         "remaining": remaining, "workers": workers, "concurrency": concurrency}
-    assert supervisor.target_workers([], max_workers=8) == 0
+    assert demand.target_workers([], max_workers=8) == 0
     # A queued job with nothing discovered yet still wants one worker (its seeds).
-    assert supervisor.target_workers([job(0)], max_workers=8) == 1
-    assert supervisor.target_workers([job(120)], max_workers=8) == 3           # ceil(120 / 50)
-    assert supervisor.target_workers([job(120, concurrency=10)], max_workers=8) == 8  # capped
-    assert supervisor.target_workers([job(5, workers=3), job(10)], max_workers=8) == 4
+    assert demand.target_workers([job(0)], max_workers=8) == 1
+    assert demand.target_workers([job(120)], max_workers=8) == 3           # ceil(120 / 50)
+    assert demand.target_workers([job(120, concurrency=10)], max_workers=8) == 8  # capped
+    assert demand.target_workers([job(5, workers=3), job(10)], max_workers=8) == 4
     # Two live supervisors share the demand.
-    assert supervisor.target_workers([job(400)], max_workers=8, supervisors=2) == 4
+    assert demand.target_workers([job(400)], max_workers=8, supervisors=2) == 4
 
 
 def test_settings_travel_to_the_detached_supervisor_intact(tmp_path):
     from trawl import config
 
     settings = make_settings(tmp_path, "sqlite:///x.db", node="n 1", api_token=None, drain_s=7.5)
-    assert config.load(supervisor.settings_environment(settings)) == settings
+    assert config.load(hostlock.settings_environment(settings)) == settings
 
 
 # -- trigger storm ----------------------------------------------------------------------------------
@@ -145,7 +145,7 @@ def test_trigger_storm_starts_one_detached_supervisor(tmp_path, sqlite_url, clea
 
     def trigger():
         barrier.wait()
-        started.append(supervisor.ensure_running(settings))
+        started.append(hostlock.ensure_running(settings))
 
     threads = [threading.Thread(target=trigger) for _ in range(50)]
     for t in threads:
@@ -160,12 +160,12 @@ def test_trigger_storm_starts_one_detached_supervisor(tmp_path, sqlite_url, clea
     assert os.getsid(sups[0]) != os.getsid(0)
     assert not zombie_children()
     # While it runs, every further trigger sees it.
-    assert supervisor.supervisor_running(settings)
-    assert supervisor.ensure_running(settings) is False
+    assert hostlock.supervisor_running(settings)
+    assert hostlock.ensure_running(settings) is False
     # With no work it leaves after its idle grace, and the lock is free again.
     wait_for(lambda: not our_pids(run_dir), 30, "the idle supervisor to exit")
-    assert not supervisor.supervisor_running(settings)
-    log = open(supervisor.log_path(settings)).read()
+    assert not hostlock.supervisor_running(settings)
+    log = open(hostlock.log_path(settings)).read()
     assert log.count("supervisor s-") >= 1 and "stopped" in log
 
 
@@ -174,14 +174,14 @@ def test_trigger_storm_from_many_processes(tmp_path, sqlite_url, cleanup):
     settings = make_settings(tmp_path, sqlite_url, supervisor_idle_s=3.0)
     code = (
         "import sys, threading\n"
-        "from trawl import config, supervisor\n"
+        "from trawl import config, hostlock\n"
         "s = config.load()\n"
         "out = []\n"
-        "ts = [threading.Thread(target=lambda: out.append(supervisor.ensure_running(s))) for _ in range(5)]\n"
+        "ts = [threading.Thread(target=lambda: out.append(hostlock.ensure_running(s))) for _ in range(5)]\n"
         "[t.start() for t in ts]; [t.join() for t in ts]\n"
         "print(sum(out))\n"
     )
-    env = supervisor.settings_environment(settings)
+    env = hostlock.settings_environment(settings)
     procs = [subprocess.Popen([os.sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
              for _ in range(10)]
     wins = sum(int(p.communicate(timeout=60)[0].strip()) for p in procs)
@@ -195,7 +195,7 @@ def test_trigger_started_supervisor_crawls_then_exits(tmp_path, sqlite_url, site
     settings = make_settings(tmp_path, sqlite_url, supervisor_idle_s=1.0)
     db = open_database(sqlite_url)
     job_id = create_job(db, site.url("/"))
-    assert supervisor.ensure_running(settings)
+    assert hostlock.ensure_running(settings)
     wait_finished(db, job_id, 60)
     assert_exact(db, job_id, truth, 3)
     assert all(n == 1 for n in page_hits(site).values())

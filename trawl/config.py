@@ -65,6 +65,13 @@ class Settings:
     supervisor_idle_s: float = 30.0
     # Demand must stay below the pool size this long before it shrinks.
     scale_down_after_s: float = 5.0
+    # Self-healing (trawl/trigger.py): every gunicorn worker looks this often
+    # (jittered) for runnable work with no live supervisor of this node and
+    # database, and starts one; 0 turns the periodic look off.
+    self_heal_s: float = 2.0
+    # /health fails, naming the job, when a runnable job has had no live
+    # worker (and no change) for this long: longer than a replacement takes.
+    stranded_after_s: float = 30.0
     # Fetching.
     connect_timeout_s: float = 10.0
     total_timeout_s: float = 30.0

@@ -57,9 +57,9 @@ def start_workers(settings: Settings) -> None:
     if not settings.autostart_workers:
         print("autostart is off on this host: workers elsewhere (python app.py workers) will pick it up")
         return
-    from trawl import supervisor
+    from trawl import hostlock
 
-    started = supervisor.ensure_running(settings)
+    started = hostlock.ensure_running(settings)
     print("started a supervisor for this host" if started else "the supervisor of this host will pick it up")
 
 

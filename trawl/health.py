@@ -2,7 +2,16 @@
 
 Each check returns a `Check` (name, ok, detail); the overall state is
 healthy when every check is ok. An idle set-up with no workers is healthy:
-worker absence is reported, not failed.
+worker absence is reported, not failed, until work waits for them:
+
+- `waiting_jobs` fails, naming the jobs, when a runnable job has had no live
+  worker and no change for `stranded_after_s` (30 s, longer than a
+  replacement supervisor takes) while no worker runs at all. Jobs queued
+  behind a pool busy with other jobs are reported, not failed.
+- `node_supervisor`, whenever work is pending: a supervisor of this node
+  and database is alive (fresh heartbeat, running pid), or with
+  TRAWL_AUTOSTART_WORKERS=0 any supervisor; fails once work has waited
+  `stranded_after_s` without one, and says why.
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ class Check:
 def check_database(db: Database) -> Check:
     try:
         started = time.perf_counter()
+        db.dialect.check_present()
         version = current_version(db)
         ms = (time.perf_counter() - started) * 1000
     except Exception as exc:
@@ -59,6 +69,60 @@ def check_live(db: Database, settings: Settings, role: str, name: str, noun: str
     except Exception as exc:
         return Check(name, False, f"cannot read the registry: {exc}")
     return Check(name, True, f"{n} live {noun}", {"live": n})
+
+
+def _job_label(job: dict) -> str:
+    return f"{job['id']} ({job['name']})" if job.get("name") else job["id"]
+
+
+def check_waiting_jobs(db: Database, settings: Settings) -> Check:
+    dead_after = settings.worker_dead_after_s
+    try:
+        waiting = registry.jobs_without_workers(db, dead_after)
+        live = registry.count_live(db, "worker", dead_after)
+    except Exception as exc:
+        return Check("waiting_jobs", False, f"cannot read jobs and workers: {exc}")
+    now = time.time()
+    idle_s = {j["id"]: now - (j["updated_at"] or j["created_at"]) for j in waiting}
+    stranded = [j for j in waiting if idle_s[j["id"]] > settings.stranded_after_s] if live == 0 else []
+    data = {"waiting": [j["id"] for j in waiting], "stranded": [j["id"] for j in stranded], "live_workers": live}
+    if stranded:
+        named = "; ".join(f"job {_job_label(j)} has had no live worker for {idle_s[j['id']]:.0f} s"
+                          for j in stranded[:5])
+        return Check("waiting_jobs", False, named + ("" if len(stranded) <= 5 else f"; {len(stranded) - 5} more"), data)
+    if waiting:
+        why = f"behind {live} busy workers" if live else "for a worker to start"
+        return Check("waiting_jobs", True, f"{len(waiting)} runnable jobs wait {why}: "
+                     + ", ".join(j["id"] for j in waiting[:5]), data)
+    return Check("waiting_jobs", True, "no runnable job waits for a worker", data)
+
+
+def check_node_supervisor(db: Database, settings: Settings) -> Check:
+    from trawl.hostlock import database_identity
+    from trawl.trigger import needs_supervisor
+
+    dead_after = settings.worker_dead_after_s
+    try:
+        state = registry.supervision_state(db, settings.node, dead_after)
+        anywhere = registry.count_live(db, "supervisor", dead_after)
+    except Exception as exc:
+        return Check("node_supervisor", False, f"cannot read the registry: {exc}")
+    data = {"node": settings.node, "runnable_jobs": state.runnable, "pids": state.supervisor_pids,
+            "live_anywhere": anywhere, "autostart": settings.autostart_workers}
+    if state.runnable == 0:
+        return Check("node_supervisor", True, "no work pending", data)
+    if settings.autostart_workers and not needs_supervisor(state):
+        return Check("node_supervisor", True, f"supervisor of {settings.node} for "
+                     f"{database_identity(settings.database_url)} alive (pid {state.supervisor_pids[0]})", data)
+    if not settings.autostart_workers and anywhere:
+        return Check("node_supervisor", True, f"{anywhere} live supervisors elsewhere "
+                     "(TRAWL_AUTOSTART_WORKERS=0 here)", data)
+    waited = time.time() - (state.last_change or time.time())
+    why = ("TRAWL_AUTOSTART_WORKERS=0 here and no supervisor runs anywhere: start `python app.py workers`"
+           if not settings.autostart_workers else
+           f"no live supervisor of {settings.node} for this database; see {settings.run_dir}/supervisor-*.log")
+    ok = waited <= settings.stranded_after_s
+    return Check("node_supervisor", ok, f"{state.runnable} runnable jobs, unchanged for {waited:.0f} s: {why}", data)
 
 
 def check_pycurl() -> Check:
@@ -167,10 +231,11 @@ def run_checks(db: Database, settings: Settings) -> dict:
     database = check_database(db)
     if database.ok:
         stored = [check_queue(db), check_live(db, settings, "worker", "workers", "worker processes"),
-                  check_live(db, settings, "supervisor", "supervisors", "supervisors")]
+                  check_live(db, settings, "supervisor", "supervisors", "supervisors"),
+                  check_waiting_jobs(db, settings), check_node_supervisor(db, settings)]
     else:  # one connect timeout is enough: don't wait for it three more times
         stored = [Check(name, False, "not checked: the database check failed")
-                  for name in ("queue", "workers", "supervisors")]
+                  for name in ("queue", "workers", "supervisors", "waiting_jobs", "node_supervisor")]
     checks = [database, *stored, check_pycurl(), check_bloom(), check_disk(settings), check_spawn_cached()]
     return {
         "status": "ok" if all(c.ok for c in checks) else "unhealthy",

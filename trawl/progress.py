@@ -14,7 +14,7 @@ import time
 from datetime import datetime, timezone
 from typing import Callable, Iterator
 
-from trawl.jobs import Status
+from trawl.jobs import RUNNABLE, Status
 
 SSE_RETRY_MS = 3000
 
@@ -60,6 +60,8 @@ def progress_document(job: dict, workers: int = 0) -> dict:
         "updated_at": iso(job["updated_at"]),
         "finished_at": iso(job["finished_at"]),
         "error": job["error"],
+        # A runnable job nobody works on says so, instead of showing a frozen bar.
+        "waiting_for": "workers" if job["status"] in RUNNABLE and workers == 0 else None,
     }
 
 

@@ -1,180 +1,54 @@
-"""Worker supervision: spawn, scale, reap, restart, drain.
+"""The pool: one supervisor per (node, database) spawns, scales, reaps, restarts and drains workers.
 
-Process tree on one host (one supervisor per `settings.node`):
+Process tree on one node (the lock and the detached start: `trawl.hostlock`;
+the pool size: `trawl.demand`):
 
     gunicorn worker --trigger--> (intermediate, exits at once)
-                                    `-- supervisor   [own session, holds run/supervisor-<node>.lock]
+                                    `-- supervisor   [own session, holds run/supervisor-<node>-<db>.lock]
                                           |-- worker  [forked, own process group, dies with parent]
                                           `-- worker  ...
 
-`ensure_running` is the trigger's target. It takes the host's lock file with
-a non-blocking `flock`; whoever wins spawns the supervisor and hands it the
-*same open file* (the lock travels with the descriptor), so there is no
-window in which a second trigger could also win. The spawn is a double fork
-(an intermediate process forks the supervisor and exits), so the web process
-only waits a few milliseconds for the intermediate and never owns a
-long-lived child or a zombie.
-
 The supervisor forks worker processes from itself after importing the crawl
 engine, so workers start in milliseconds and share its code pages. It sizes
-the pool by `target_workers` (the demand formula), replaces workers that
-die, reaps stale rows of any host, and on SIGTERM/SIGINT drains: workers
-stop claiming and finish or release their pages, and whatever is still
-running after `settings.drain_s` is killed and its leases released.
+the pool by `demand.target_workers`, replaces workers that die, reaps rows
+of dead processes (at once for this node's, whose pids it can check; after
+`worker_dead_after_s` for other nodes'), and on SIGTERM/SIGINT drains:
+workers stop claiming and finish or release their pages, and whatever is
+still running after `settings.drain_s` is killed and its leases released.
+
+Database errors come in two kinds (`Dialect.is_lasting`). An outage
+(connection refused, server gone away) keeps the last target and retries
+with jittered backoff. A lasting error (schema or database gone, access
+denied, SQLite file deleted) scales the pool to 0, is logged once a minute,
+and lets a trigger-started supervisor exit after its idle time, releasing
+the node's lock; it still retries, so a restored database is used again.
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import errno
-import fcntl
 import logging
-import math
 import os
 import random
-import re
 import secrets
 import select
 import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
 
+from trawl import demand, hostlock, logs
 from trawl.config import HARD_MAX_WORKERS, Settings
 from trawl.worker_process import read_rss
 
 log = logging.getLogger("trawl.supervisor")
 
-LOG_ROTATE_BYTES = 50 * 2**20
-LOG_FORMAT = "%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"
 TICK_S = 0.5              # longest sleep of the main loop (SIGCHLD wakes it at once)
 DEMAND_EVERY_S = 1.0      # how often the pool size is recomputed from the database
-STALE_EVERY_S = 5.0       # how often stale rows of any host are looked for
+STALE_EVERY_S = 5.0       # how often rows of dead processes are looked for
+LASTING_SAY_EVERY_S = 60.0  # how often a lasting database error is repeated in the log
 EXIT_RECYCLED = 3         # a worker's exit code when it recycled itself (pages or RSS)
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 FAST_CRASH_S = 2.0        # a worker dying sooner than this counts towards crash-loop backoff
-
-
-# -- the host lock and the trigger ---------------------------------------------------------
-
-
-def _node_slug(node: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", node)[:100] or "node"
-
-
-def lock_path(settings: Settings) -> str:
-    return os.path.join(os.path.abspath(settings.run_dir), f"supervisor-{_node_slug(settings.node)}.lock")
-
-
-def log_path(settings: Settings) -> str:
-    return os.path.join(os.path.abspath(settings.run_dir), f"supervisor-{_node_slug(settings.node)}.log")
-
-
-def _try_lock(path: str) -> int | None:
-    """An fd holding an exclusive flock on `path`, or None when somebody else holds it."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        os.close(fd)
-        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-            return None
-        raise
-    return fd
-
-
-def _write_pid(fd: int) -> None:
-    """The holder's pid, for people reading the lock file (never used to send signals)."""
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-
-
-def supervisor_running(settings: Settings) -> bool:
-    fd = _try_lock(lock_path(settings))
-    if fd is None:
-        return True
-    os.close(fd)
-    return False
-
-
-def settings_environment(settings: Settings) -> dict[str, str]:
-    """os.environ plus TRAWL_* for every field, so a child's `config.load()` equals `settings`."""
-    env = dict(os.environ)
-    for f in dataclasses.fields(settings):
-        key, value = "TRAWL_" + f.name.upper(), getattr(settings, f.name)
-        if f.name == "run_dir":
-            value = os.path.abspath(value)
-        if value is None:
-            env.pop(key, None)
-        elif isinstance(value, bool):
-            env[key] = "1" if value else "0"
-        else:
-            env[key] = str(value)
-    return env
-
-
-def ensure_running(settings: Settings) -> bool:
-    """Make sure a supervisor runs for this node; True when this call started it.
-
-    Safe to call from many threads and processes at once: exactly one wins
-    the flock and spawns; the others see the lock held and return.
-    """
-    fd = _try_lock(lock_path(settings))
-    if fd is None:
-        return False
-    try:
-        _spawn_detached(settings, fd)
-    finally:
-        os.close(fd)  # the supervisor holds its own copy of the descriptor now
-    return True
-
-
-def _spawn_detached(settings: Settings, lock_fd: int) -> None:
-    argv = [sys.executable, "-m", "trawl.supervisor", "--detach", "--lock-fd", str(lock_fd)]
-    path = log_path(settings)
-    with contextlib.suppress(OSError):
-        if os.path.getsize(path) > LOG_ROTATE_BYTES:  # one old generation is kept
-            os.replace(path, path + ".1")
-    with open(path, "ab") as out:
-        intermediate = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, pass_fds=(lock_fd,),
-            start_new_session=True, env=settings_environment(settings), cwd=os.getcwd(),
-        )
-    # The intermediate forks the supervisor and exits at once; reaping it here
-    # is what keeps the web process free of zombies.
-    intermediate.wait(timeout=30)
-
-
-# -- the demand formula ---------------------------------------------------------------------
-
-
-def job_want(job: dict) -> int:
-    """Workers one runnable job asks for.
-
-    remaining = pages discovered and not yet ended (pending or leased), at
-    least 1 while the job is queued or running (its seeds may not be
-    expanded yet, and someone must mark it complete). The job's `workers`
-    option is taken as given; otherwise one worker per `concurrency`
-    remaining pages, because one worker keeps `concurrency` fetches in
-    flight.
-    """
-    remaining = max(1, int(job["remaining"]))
-    if job.get("workers"):
-        return int(job["workers"])
-    return math.ceil(remaining / max(1, int(job.get("concurrency") or 50)))
-
-
-def target_workers(jobs: list[dict], max_workers: int, supervisors: int = 1) -> int:
-    """Pool size for this host: the sum of every runnable job's want, shared
-    evenly among the live supervisors (hosts), capped by TRAWL_MAX_WORKERS."""
-    demand = sum(job_want(j) for j in jobs)
-    return min(max_workers, math.ceil(demand / max(1, supervisors)))
-
-
-# -- the supervisor -------------------------------------------------------------------------
 
 
 @dataclass
@@ -186,19 +60,19 @@ class Child:
 
 
 class Supervisor:
-    """One host's pool. `run()` returns when drained or idle (trigger-started only)."""
+    """One node's pool for one database. `run()` returns when drained or idle (trigger-started only)."""
 
     def __init__(self, settings: Settings, count: int | None = None, exit_when_idle: bool = False,
                  lock_fd: int | None = None):
         self.settings = settings
-        self.count = count
+        self.count = None if count is None else max(0, min(count, HARD_MAX_WORKERS))
         self.exit_when_idle = exit_when_idle
         self.lock_fd = lock_fd
         self.id = "s-" + secrets.token_hex(8)
         self.started_at = time.time()
         self.children: dict[int, Child] = {}
         self.cleanups: list[str] = []        # worker ids whose leases/rows still need releasing
-        self.target = 0 if count is None else max(0, min(count, HARD_MAX_WORKERS))
+        self.target = self.count or 0
         self.stopping = False
         self.force = False
         self.db = None
@@ -211,6 +85,8 @@ class Supervisor:
         self._db_down_since: float | None = None
         self._db_backoff = 0.0
         self._db_failures = 0
+        self._lasting: str | None = None     # the lasting database error, while it lasts
+        self._say_lasting = logs.Every(LASTING_SAY_EVERY_S)
 
     # -- lifecycle --------------------------------------------------------
 
@@ -223,7 +99,8 @@ class Supervisor:
 
         set_process_name("trawl-superv")
         self.db = Database(self.settings.database_url)
-        log.info("supervisor %s on %s: %s, max %d workers", self.id, self.settings.node,
+        log.info("supervisor %s on %s for %s: %s, max %d workers", self.id, self.settings.node,
+                 hostlock.database_identity(self.settings.database_url),
                  f"fixed {self.count}" if self.count is not None else "automatic",
                  self.settings.max_workers)
         while not self.stopping:
@@ -245,7 +122,7 @@ class Supervisor:
         if self.count is None and self._due_now("demand", DEMAND_EVERY_S):
             self._refresh_target()
         if self._due_now("stale", STALE_EVERY_S):
-            self._reap_stale_rows()
+            self._reap_dead_rows()
             self._sweep_expired_leases()
         self._scale()
 
@@ -300,29 +177,54 @@ class Supervisor:
             except BlockingIOError:
                 pass
 
-    # -- database calls that survive outages -----------------------------------
+    # -- database calls that survive outages and notice lasting errors ----------
 
     def _db_call(self, fn, default=None):
-        """Run fn(); on a database error log once per outage, back off with jitter, return default."""
+        """Run fn(); on a database error back off with jitter and return default."""
         if self._db_down_since is not None and time.monotonic() < self._db_backoff:
             return default
         try:
+            self.db.dialect.check_present()
             result = fn()
         except Exception as exc:
-            now = time.monotonic()
-            if self._db_down_since is None:
-                self._db_down_since = now
-                log.warning("database unavailable (%s); carrying on with what we know", exc)
-            self._db_failures += 1
-            delay = min(10.0, 0.25 * 2 ** min(6, self._db_failures))
-            self._db_backoff = now + delay * random.uniform(0.5, 1.0)
-            with_db_closed(self.db)
+            self._on_db_error(exc)
             return default
         if self._db_down_since is not None:
-            log.info("database back after %.1fs", time.monotonic() - self._db_down_since)
-            self._db_down_since = None
-            self._db_failures = 0
+            self._on_db_back()
         return result
+
+    def _on_db_error(self, exc: Exception) -> None:
+        now = time.monotonic()
+        lasting = self.db.dialect.is_lasting(exc)
+        if self._db_down_since is None:
+            self._db_down_since = now
+            if not lasting:
+                log.warning("database unavailable (%s); carrying on with what we know", exc)
+        if lasting:
+            self._on_lasting_error(exc)
+        self._db_failures += 1
+        delay = min(10.0, 0.25 * 2 ** min(6, self._db_failures))
+        self._db_backoff = now + delay * random.uniform(0.5, 1.0)
+        with_db_closed(self.db)
+
+    def _on_lasting_error(self, exc: Exception) -> None:
+        """Nothing can be crawled into this database: no workers, nothing to clean up in it."""
+        self._lasting = f"{type(exc).__name__}: {exc}"
+        if self._say_lasting():
+            log.error("database error that will not pass by itself (%s); pool at 0 workers%s",
+                      self._lasting, ", exiting when idle" if self.exit_when_idle else "")
+        self.target = 0
+        self.cleanups.clear()
+
+    def _on_db_back(self) -> None:
+        log.info("database %s after %.1fs", "usable again" if self._lasting else "back",
+                 time.monotonic() - self._db_down_since)
+        self._db_down_since = None
+        self._db_failures = 0
+        self._lasting = None
+        self._say_lasting = logs.Every(LASTING_SAY_EVERY_S)
+        if self.count is not None:
+            self.target = self.count
 
     def _beat(self, state: str) -> None:
         rss = read_rss()
@@ -336,7 +238,7 @@ class Supervisor:
             reg = self._registry()
             jobs = reg.runnable_jobs(self.db)
             peers = reg.count_live_supervisors(self.db, self.settings.worker_dead_after_s)
-            return target_workers(jobs, self.settings.max_workers, max(1, peers))
+            return demand.target_workers(jobs, self.settings.max_workers, max(1, peers))
 
         target = self._db_call(read)
         if target is not None and target != self.target:
@@ -355,7 +257,8 @@ class Supervisor:
                 self._spawn(self.target - len(active))
         elif len(active) > self.target:
             self._above_since = self._above_since or now
-            if now - self._above_since >= self.settings.scale_down_after_s:
+            # A lasting database error stops workers at once: they can do nothing.
+            if now - self._above_since >= self.settings.scale_down_after_s or self._lasting:
                 for child in sorted(active, key=lambda c: c.started)[self.target:]:
                     self._ask_to_stop(child)
                 self._above_since = None
@@ -435,7 +338,8 @@ class Supervisor:
             # start-up size) loops as surely as one that crashes.
             self._note_short_life(lived, child.stop_sent is not None)
             # Whatever it still held goes back to the queue now, not when its leases expire.
-            self.cleanups.append(child.worker_id)
+            if not self._lasting:
+                self.cleanups.append(child.worker_id)
 
     def _note_short_life(self, lived: float, asked_to_stop: bool) -> None:
         if asked_to_stop or lived >= FAST_CRASH_S:
@@ -474,27 +378,40 @@ class Supervisor:
         if swept:
             log.info("swept %d expired page leases", swept)
 
-    def _reap_stale_rows(self) -> None:
-        """Rows whose heartbeat stopped, on any host: the process is gone or cut off.
+    def _reap_dead_rows(self) -> None:
+        """Rows of processes that are gone: this node's at once, other nodes' once stale.
 
-        Their leases are not released here: a process cut off from the
-        database may still be fetching, so its pages come back only when
-        their leases expire (the worker sweep), which keeps "fetched once".
-        Rows of this host whose pid is gone are certain deaths and released.
+        A row of this node whose pid is not running is a certain death (a
+        killed supervisor, a worker killed with it): removed now, and a
+        worker's leases are released. Rows of other nodes are removed only
+        when their heartbeat stopped, and their leases are left to expire:
+        a process cut off from the database may still be fetching, so its
+        pages come back only through the lease sweep, which keeps "fetched
+        once".
         """
         reg = self._registry()
-        rows = self._db_call(lambda: reg.stale_workers(self.db, self.settings.worker_dead_after_s), [])
-        for row in rows:
-            if row["id"] == self.id:
+        dead_after = self.settings.worker_dead_after_s
+        stale = self._db_call(lambda: reg.stale_workers(self.db, dead_after), [])
+        local = self._db_call(lambda: reg.host_rows(self.db, self.settings.node), [])
+        stale_ids = {r["id"] for r in stale}
+        for row in {r["id"]: r for r in [*local, *stale]}.values():
+            if row["id"] == self.id or row["id"] in self.cleanups:
                 continue
-            mine = row["host"] == self.settings.node and not _pid_alive(row["pid"])
-            removed = self._db_call(
-                lambda: reg.remove_stale(self.db, row["id"], self.settings.worker_dead_after_s), False)
-            if removed:
-                log.info("reaped stale %s row %s (host %s, pid %s)", row["role"], row["id"],
-                         row["host"], row["pid"])
-                if mine and row["role"] == "worker":
-                    self.cleanups.append(row["id"])
+            certain = row["host"] == self.settings.node and not hostlock.pid_alive(row["pid"])
+            if certain and row["role"] == "worker":
+                log.info("worker %s (pid %s) of this node is gone; releasing its pages", row["id"], row["pid"])
+                self.cleanups.append(row["id"])  # unregistered once its leases are released
+            elif certain or row["id"] in stale_ids:
+                if self._db_call(lambda: self._remove_row(row["id"], certain), False):
+                    log.info("reaped %s row %s (host %s, pid %s)", row["role"], row["id"], row["host"],
+                             row["pid"])
+
+    def _remove_row(self, row_id: str, certain: bool) -> bool:
+        reg = self._registry()
+        if certain:
+            reg.unregister(self.db, row_id)
+            return True
+        return reg.remove_stale(self.db, row_id, self.settings.worker_dead_after_s)
 
     # -- idle exit (trigger-started supervisors only) ----------------------------
 
@@ -506,25 +423,27 @@ class Supervisor:
         return time.monotonic() - self._idle_since >= self.settings.supervisor_idle_s
 
     def _give_up_lock(self) -> bool:
-        """Release the host lock, then look once more for work that arrived meanwhile.
+        """Release the node's lock, then look once more for work that arrived meanwhile.
 
         A trigger that saw our lock held before we released it was fired for
         a job created before this last look, so the job is either seen here
         or its trigger finds the lock free and starts a new supervisor.
+        During an outage we keep going (the work is still there); with a
+        lasting error we leave: a new trigger finds the lock free.
         """
         if self.lock_fd is not None:
             os.close(self.lock_fd)
             self.lock_fd = None
         self._refresh_target()
-        if self.target == 0 and self._db_down_since is None:
+        if self.target == 0 and (self._db_down_since is None or self._lasting):
             return True
-        fd = _try_lock(lock_path(self.settings))
+        fd = hostlock.try_lock(hostlock.lock_path(self.settings))
         if fd is None:
             log.info("work arrived while exiting; another supervisor has taken over")
             self.target = 0
             return True
         self.lock_fd = fd
-        _write_pid(fd)
+        hostlock.write_holder(fd, self.settings)
         self._idle_since = None
         return False
 
@@ -551,16 +470,16 @@ class Supervisor:
             except ChildProcessError:
                 break
             child = self.children.pop(pid, None)
-            if child:
+            if child and not self._lasting:
                 self.cleanups.append(child.worker_id)
         self._finish_cleanups(deadline=time.monotonic() + 5)
 
     def _finish_cleanups(self, deadline: float) -> None:
-        while self.cleanups and time.monotonic() < deadline:
+        while self.cleanups and time.monotonic() < deadline and not self._lasting:
             self._retry_cleanups()
             if self.cleanups:
                 time.sleep(0.25)
-        if self.cleanups:
+        if self.cleanups and not self._lasting:
             log.error("could not release the leases of %s; they expire on their own",
                       ", ".join(self.cleanups))
 
@@ -583,35 +502,24 @@ def _signal(pid: int, sig: int) -> None:
         pass  # already gone; the reaper will see it
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _configure_logging() -> None:
-    logging.basicConfig(level=os.environ.get("TRAWL_LOG_LEVEL", "INFO").upper(), format=LOG_FORMAT,
-                        stream=sys.stderr)
-
-
 # -- entry points -----------------------------------------------------------------------------
 
 
 def run_foreground(settings: Settings, count: int | None = None) -> int:
-    """`python app.py workers [--count N]`: run until SIGTERM/SIGINT (systemd, another machine)."""
-    _configure_logging()
-    path = lock_path(settings)
-    fd = _try_lock(path)
+    """`python app.py workers [--count N]`: run until SIGTERM/SIGINT (systemd, another machine).
+
+    Takes the same lock as a trigger-started supervisor of this node and
+    database; if one runs, waits for it to exit (it does when idle).
+    """
+    logs.configure()
+    path = hostlock.lock_path(settings)
+    fd = hostlock.try_lock(path)
     if fd is None:
         log.info("another supervisor holds %s; waiting for it to exit", path)
     while fd is None:
         time.sleep(1.0)
-        fd = _try_lock(path)
-    _write_pid(fd)
+        fd = hostlock.try_lock(path)
+    hostlock.write_holder(fd, settings)
     return Supervisor(settings, count=count, exit_when_idle=False, lock_fd=fd).run()
 
 
@@ -620,11 +528,11 @@ def _detached_main(argv: list[str]) -> int:
     lock_fd = int(argv[argv.index("--lock-fd") + 1])
     if os.fork() > 0:
         os._exit(0)  # the intermediate: its parent (the trigger) reaps it at once
-    _configure_logging()
+    logs.configure()
     from trawl import config
 
-    _write_pid(lock_fd)
     settings = config.load()
+    hostlock.write_holder(lock_fd, settings)
     try:
         return Supervisor(settings, exit_when_idle=True, lock_fd=lock_fd).run()
     except BaseException:

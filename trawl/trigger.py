@@ -3,10 +3,20 @@
 `fire(settings, reason)` is what the web layer calls after a response has
 left: it must cost the request nothing, so it only hands the work to a
 background thread (a greenlet under gunicorn's gevent workers) and returns.
-What the trigger then does (make sure a supervisor runs on this host) is
-`trawl.supervisor.ensure_running`. When `settings.trigger_log` (TRAWL_TRIGGER_LOG) names a file, each
+What the trigger then does (make sure a supervisor runs for this node and
+database) is `trawl.hostlock.ensure_running`. When `settings.trigger_log` (TRAWL_TRIGGER_LOG) names a file, each
 trigger appends one JSON line with the wall-clock time it started, so
 operators and tests can see when it ran relative to the response.
+
+Self-healing: a trigger fired only on job creation leaves a job stranded
+when its supervisor dies. So every gunicorn worker also runs `watchdog`, a
+greenlet that every `self_heal_s` (2 s, jittered ±25 %) makes one indexed
+query and fires the trigger when runnable work exists and no supervisor
+of this node and database is alive (fresh heartbeat and running pid: a
+kill -9 is noticed on the next look, not when the heartbeat goes stale);
+and reads of progress or stats that see a runnable job with no live worker
+fire it too, at most once per `READ_NUDGE_EVERY_S` per process
+(`nudge_from_read`). Neither runs with TRAWL_AUTOSTART_WORKERS=0.
 
 "Written to the socket" is not yet "received": the kernel may still hold
 the last segment (Nagle, or a busy receiver on loopback). So when the web
@@ -23,15 +33,20 @@ import fcntl
 import json
 import logging
 import os
+import random
 import socket
 import struct
 import termios
 import threading
 import time
+from typing import Callable
 
 from trawl.config import Settings
+from trawl.logs import Every
 
 log = logging.getLogger(__name__)
+
+READ_NUDGE_EVERY_S = 3.0
 
 
 def _record(path: str, reason: str, started: float, bytes_acked: int | None) -> None:
@@ -87,9 +102,9 @@ def run_trigger(settings: Settings, reason: str, delivered_on: socket.socket | N
     if not settings.autostart_workers:
         return
     try:
-        from trawl import supervisor
+        from trawl import hostlock
 
-        supervisor.ensure_running(settings)
+        hostlock.ensure_running(settings)
     except Exception:  # a failed trigger must never break the web process
         log.exception("trigger %s failed", reason)
 
@@ -98,3 +113,66 @@ def fire(settings: Settings, reason: str, delivered_on: socket.socket | None = N
     """Run the trigger in the background; `delivered_on` is a dup of the client socket."""
     threading.Thread(target=run_trigger, args=(settings, reason, delivered_on), daemon=True,
                      name="trawl-trigger").start()
+
+
+# -- self-healing ------------------------------------------------------------------
+
+
+_read_nudge = Every(READ_NUDGE_EVERY_S)
+_read_nudge_lock = threading.Lock()
+
+
+def nudge_from_read(settings: Settings, what: str, count_workers: Callable[[], int],
+                    status: str | None = None) -> None:
+    """A read of progress or stats saw runnable work (`status` runnable, or None when the
+    caller knows): if no live worker is on it, fire the trigger. At most one look per
+    READ_NUDGE_EVERY_S per process, so a page polling a frozen job (304s) costs one
+    extra query every few seconds."""
+    from trawl.jobs import RUNNABLE
+
+    if not settings.autostart_workers or (status is not None and status not in RUNNABLE):
+        return
+    with _read_nudge_lock:
+        if not _read_nudge():
+            return
+    if count_workers() == 0:
+        fire(settings, f"read {what}")
+
+
+def needs_supervisor(state) -> bool:
+    """Runnable work, and none of this node's supervisors with a fresh heartbeat still runs
+    (`state` is a `registry.SupervisionState`)."""
+    from trawl.hostlock import pid_alive
+
+    return state.runnable > 0 and not any(pid_alive(pid) for pid in state.supervisor_pids)
+
+
+def watchdog(settings: Settings, stop: threading.Event) -> None:
+    """The periodic self-healing check of one web process, until `stop` is set."""
+    from trawl.store import Database, registry
+
+    db = Database(settings.database_url, max_connections=1)
+    say_error = Every(60.0)
+    try:
+        while not stop.wait(settings.self_heal_s * random.uniform(0.75, 1.25)):
+            try:
+                db.dialect.check_present()
+                state = registry.supervision_state(db, settings.node, settings.worker_dead_after_s)
+            except Exception as exc:  # the database is away: the supervisor copes, and so do we
+                if say_error():
+                    log.warning("self-healing check cannot read the database (%s); trying again", exc)
+                db.close()
+                continue
+            if needs_supervisor(state):
+                run_trigger(settings, "self-heal: runnable work, no live supervisor")
+    finally:
+        db.close()
+
+
+def start_watchdog(settings: Settings) -> threading.Event | None:
+    """Start `watchdog` in the background (a greenlet under gevent); returns its stop event."""
+    if not settings.autostart_workers or settings.self_heal_s <= 0:
+        return None
+    stop = threading.Event()
+    threading.Thread(target=watchdog, args=(settings, stop), daemon=True, name="trawl-watchdog").start()
+    return stop

@@ -3,21 +3,27 @@
 Queries elsewhere are written once with `?` placeholders and the portable
 subset of SQL; they call into a `Dialect` only for: opening a connection,
 placeholder style, DDL types, insert-if-absent, row locking for claims and
-recognising errors worth retrying.
+recognising errors worth retrying (an outage) or not worth waiting for (a
+lasting error: the schema or the database is gone, access is denied).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import re
 import sqlite3
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 
 class DatabaseUrlError(ValueError):
     """TRAWL_DATABASE_URL is not a sqlite:/// or mysql:// URL."""
+
+
+class DatabaseGone(Exception):
+    """The database this process opened no longer exists (a deleted SQLite file): lasting."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +87,17 @@ class Dialect:
     def is_duplicate_key(self, exc: BaseException) -> bool:
         raise NotImplementedError
 
+    def is_lasting(self, exc: BaseException) -> bool:
+        """An error that waiting will not cure: missing schema or database, access denied.
+
+        Callers stop working on such a database (and say so) instead of
+        retrying forever; an outage (`is_retryable`) is waited out.
+        """
+        return isinstance(exc, DatabaseGone)
+
+    def check_present(self) -> None:
+        """Raise DatabaseGone when the database itself has vanished; cheap, no query."""
+
     def begin(self, conn) -> None:
         raise NotImplementedError
 
@@ -101,13 +118,18 @@ class SqliteDialect(Dialect):
     def __init__(self, target: SqliteTarget, busy_timeout_ms: int = 10_000):
         self.target = target
         self.busy_timeout_ms = busy_timeout_ms
+        self._opened = False  # once a file was opened, a vanished one is never recreated empty
 
     def connect(self):
+        path = self.target.path
+        if self._opened:  # mode=rw: a deleted file fails to open instead of reappearing empty
+            path = "file:" + quote(os.path.abspath(path)) + "?mode=rw"
         # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, so a write
         # transaction takes the write lock up front instead of failing to
         # upgrade a read lock half-way through (SQLITE_BUSY with no wait).
         conn = sqlite3.connect(
-            self.target.path,
+            path,
+            uri=self._opened,
             timeout=self.busy_timeout_ms / 1000,
             isolation_level=None,
             check_same_thread=False,
@@ -116,6 +138,7 @@ class SqliteDialect(Dialect):
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute(f"PRAGMA busy_timeout={self.busy_timeout_ms}")
         conn.execute("PRAGMA foreign_keys=OFF")
+        self._opened = True
         return conn
 
     def insert_if_absent(self, table: str, columns: list[str]) -> str:
@@ -130,8 +153,23 @@ class SqliteDialect(Dialect):
     def is_duplicate_key(self, exc: BaseException) -> bool:
         return isinstance(exc, sqlite3.IntegrityError)
 
+    def is_lasting(self, exc: BaseException) -> bool:
+        text = str(exc)
+        return super().is_lasting(exc) or isinstance(exc, sqlite3.DatabaseError) and any(
+            sign in text for sign in SQLITE_LASTING)
+
+    def check_present(self) -> None:
+        # Open connections keep working on a deleted file's inode: without
+        # this look at the path, a process would go on crawling into it.
+        if self._opened and not os.path.exists(self.target.path):
+            raise DatabaseGone(f"the SQLite file {os.path.abspath(self.target.path)} was deleted")
+
     def begin(self, conn) -> None:
         conn.execute("BEGIN IMMEDIATE")
+
+
+# SQLite messages that mean the schema or the file is not there (or not a database).
+SQLITE_LASTING = ("no such table", "unable to open database file", "file is not a database")
 
 
 # MySQL error codes that mean "try the whole transaction again".
@@ -142,6 +180,15 @@ MYSQL_RETRYABLE = {
     1040,  # too many connections
     1927,  # connection killed (MariaDB)
     4031,  # disconnected by the server (idle timeout)
+}
+
+# MySQL error codes that waiting will not cure.
+MYSQL_LASTING = {
+    1044, 1045,  # access denied (to the database, for the user)
+    1046,  # no database selected (the session's database was dropped)
+    1049,  # unknown database
+    1142,  # command denied on a table
+    1146,  # table doesn't exist
 }
 
 
@@ -207,6 +254,12 @@ class MysqlDialect(Dialect):
         import pymysql
 
         return isinstance(exc, pymysql.err.IntegrityError) and bool(exc.args) and exc.args[0] == 1062
+
+    def is_lasting(self, exc: BaseException) -> bool:
+        import pymysql
+
+        return super().is_lasting(exc) or (isinstance(exc, pymysql.err.MySQLError) and bool(exc.args)
+                                           and exc.args[0] in MYSQL_LASTING)
 
     def begin(self, conn) -> None:
         conn.begin()

@@ -9,6 +9,7 @@ removed by whichever supervisor notices it.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from trawl.jobs import RUNNABLE, stored_options
 from trawl.store.database import Database
@@ -136,3 +137,50 @@ def expire_leases_of(db: Database, owner: str) -> int:
     with db.read() as s:
         return s.execute(
             "UPDATE pages SET lease_until = 0 WHERE state = 'leased' AND lease_owner = ?", (owner,))
+
+
+# -- self-healing and health: is runnable work waiting with nobody on it? -------
+
+
+@dataclass(frozen=True)
+class SupervisionState:
+    runnable: int                   # queued and running jobs
+    last_change: float | None       # newest updated_at among them
+    supervisor_pids: list[int]      # this host's supervisors with a fresh heartbeat
+
+
+def supervision_state(db: Database, host: str, dead_after_s: float) -> SupervisionState:
+    """Runnable work and `host`'s live supervisors in one query over two indexes.
+
+    The web server's periodic self-healing check: it costs this one query
+    every few seconds per gunicorn worker.
+    """
+    with db.read() as s:
+        rows = s.all(
+            "SELECT r.n AS runnable, r.moved AS moved, w.pid AS pid FROM"
+            " (SELECT COUNT(*) AS n, MAX(updated_at) AS moved FROM jobs WHERE status IN (?, ?)) r"
+            " LEFT JOIN workers w ON w.role = 'supervisor' AND w.host = ? AND w.heartbeat_at >= ?",
+            (*RUNNABLE, host, time.time() - dead_after_s),
+        )
+    return SupervisionState(int(rows[0]["runnable"]), rows[0]["moved"],
+                            [int(r["pid"]) for r in rows if r["pid"] is not None])
+
+
+def jobs_without_workers(db: Database, dead_after_s: float, limit: int = 20) -> list[dict]:
+    """Runnable jobs no live worker reports as its job, oldest first, with when their row last moved."""
+    with db.read() as s:
+        return s.all(
+            "SELECT j.id, j.name, j.status, j.created_at, j.updated_at FROM jobs j"
+            " WHERE j.status IN (?, ?) AND NOT EXISTS (SELECT 1 FROM workers w WHERE w.role = 'worker'"
+            " AND w.job_id = j.id AND w.heartbeat_at >= ?) ORDER BY j.id LIMIT ?",
+            (*RUNNABLE, time.time() - dead_after_s, limit),
+        )
+
+
+def count_live_on(db: Database, role: str, host: str, dead_after_s: float) -> int:
+    """Processes of `role` on `host` with a fresh heartbeat."""
+    with db.read() as s:
+        return int(s.scalar(
+            "SELECT COUNT(*) FROM workers WHERE role = ? AND host = ? AND heartbeat_at >= ?",
+            (role, host, time.time() - dead_after_s),
+        ))
