@@ -79,14 +79,23 @@ def write_holder(fd: int, settings: Settings) -> None:
 
 
 def pid_alive(pid: int) -> bool:
-    """Whether a process of this node runs with `pid` (a row's host names this node)."""
+    """Whether a process of this node runs with `pid` (a row's host names this node).
+
+    A zombie is dead: a killed supervisor is reparented to whatever reaps
+    orphans, which may take its time (or never come, in a container).
+    """
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{int(pid)}/stat", "rb") as f:
+            state = f.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc to ask: signal 0 said it exists
+    return state not in (b"Z", b"X")
 
 
 def supervisor_running(settings: Settings) -> bool:
