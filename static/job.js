@@ -18,6 +18,8 @@
     const status = $('status');
     status.textContent = doc.status;
     status.dataset.status = doc.status;
+    // A runnable job nobody works on (a supervisor restarting, none allowed here): say so.
+    $('waiting').hidden = doc.waiting_for !== 'workers';
     const p = doc.pages;
     const values = {
       discovered: fmt.num(p.discovered), done: fmt.num(p.done), failed: fmt.num(p.failed),
@@ -46,7 +48,9 @@
     switch (doc.status) {
       case 'queued': return `Queued: waiting for a worker. ${pages}, ${emails}.`;
       case 'paused': return `Paused. ${pages}, ${emails}.`;
-      case 'running': return `Running: ${pages}, ${emails}, ${fmt.rate(doc.rate)} pages/s.`;
+      case 'running': return doc.waiting_for === 'workers'
+        ? `Running, waiting for workers: ${pages}, ${emails}.`
+        : `Running: ${pages}, ${emails}, ${fmt.rate(doc.rate)} pages/s.`;
       default: return `Job ${doc.status}: ${pages}, ${fmt.num(p.failed)} failed, ${emails}.`;
     }
   }

@@ -6,6 +6,7 @@
   <p class="status-line">
     <span class="label">Status</span>
     <strong id="status" class="status" data-status="{{job['status']}}">{{job['status']}}</strong>
+    <span id="waiting" class="waiting"{{'' if job.get('waiting_for') else ' hidden'}}>waiting for workers</span>
     <span id="live" class="live" data-state="connecting" role="status">connecting…</span>
   </p>
   <div class="check live-toggle">

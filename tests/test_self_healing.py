@@ -261,6 +261,8 @@ def test_without_autostart_nothing_starts_and_health_names_the_waiting_job(tmp_p
                                 "/health to fail")
         assert job_id in checks["waiting_jobs"]["detail"]
         assert "TRAWL_AUTOSTART_WORKERS=0" in checks["node_supervisor"]["detail"]
+        page = call("GET", server.url(f"/jobs/{job_id}")).body.decode()
+        assert '<span id="waiting" class="waiting">waiting for workers</span>' in page
         assert supervisor_pids(run_dir) == [] and worker_pids(run_dir) == []
         assert not list(Path(run_dir).glob("supervisor-*.lock"))
         # health_check.py, run by an operator on the same set-up, says the same.
