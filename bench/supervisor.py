@@ -15,6 +15,17 @@ temporary SQLite database and the local test website (tests/site.py).
   are forked from the warmed supervisor, so code pages are shared.
 - supervisor idle CPU: the supervisor's CPU time over a quiet window.
 - largest pool: `--count N` workers, until all N heartbeat; memory of the pool.
+- supervisor kill -9 -> first page by its replacement (`--kills 10`): a real
+  gunicorn server (autostart on, the self-healing check at its default
+  `self_heal_s`) crawls; its supervisor is killed with SIGKILL and nothing
+  else is done. The time is from the kill to the heartbeat of the first
+  worker of the new supervisor that reports a page done (heartbeats every
+  0.25 s, so the figure is at most 0.25 s late).
+- the self-healing check's idle cost: queries per second of one check loop
+  (counted in-process), and the CPU of an idle gunicorn worker with the
+  check on against one with it off, side by side over the same window.
+
+    .venv/bin/python -m bench.supervisor --only healing [--kills 10] [--idle-window 60]
 """
 
 from __future__ import annotations
@@ -148,6 +159,85 @@ def largest_pool(tmp: Path, size: int) -> dict:
     return {"size": size, "ready_s": ready, "stop_s": stopped, "load1": load, **memory}
 
 
+def supervisor_kill_recovery(tmp: Path, sites: list[TestSite], kills: int) -> list[float]:
+    from tests.conftest import start_server
+    from tests.processes import supervisor_pids
+
+    run_dir = str(tmp / "heal-run")
+    url = f"sqlite:///{tmp / 'heal.db'}"
+    open_database(url, migrate_now=True).close()
+    env = {"TRAWL_AUTOSTART_WORKERS": "1", "TRAWL_ALLOW_PRIVATE_NETWORKS": "1", "TRAWL_HEARTBEAT_S": "0.25",
+           "TRAWL_MAX_WORKERS": "2", "TRAWL_RUN_DIR": run_dir, "TRAWL_LOG_LEVEL": "warning"}
+    (tmp / "heal").mkdir()
+    server = start_server(tmp / "heal", url, **env)
+    db = open_database(url)
+    out = []
+    try:
+        job_rows.insert_job(db, parse_options({"urls": [s.url("/") for s in sites], "max_depth": 5,
+                                               "concurrency": 4, "max_pages": 100_000}))
+        from tests.http import call
+
+        call("POST", server.url("/api/workers/trigger"))
+        for _ in range(kills):
+            wait_for(lambda: any(r["pages"] for r in rows_of(db)), 60, "a busy worker", every=0.05)
+            old = {r["id"] for r in rows_of(db)}
+            victim = wait_for(lambda: supervisor_pids(run_dir), 30, "the supervisor")[0]
+            killed_at = time.time()
+            os.kill(victim, signal.SIGKILL)
+
+            def first_page():
+                done = [r for r in registry.live_workers(db, 30.0) if r["id"] not in old and r["pages"] > 0]
+                return min((r["heartbeat_at"] for r in done), default=None)
+
+            out.append(wait_for(first_page, 60, "a page by the replacement", every=0.02) - killed_at)
+            time.sleep(1.0)
+    finally:
+        db.close()
+        server.stop()
+        for pid in supervisor_pids(run_dir):
+            os.kill(pid, signal.SIGTERM)
+    return out
+
+
+def self_heal_cost(tmp: Path, window_s: float) -> dict:
+    """Queries/s of one check loop, and idle gunicorn worker CPU with the check on and off."""
+    import threading
+
+    from tests.conftest import start_server
+    from trawl import config, trigger
+    from trawl.store import registry as reg
+
+    url = f"sqlite:///{tmp / 'idle-web.db'}"
+    open_database(url, migrate_now=True).close()
+    calls = []
+    real = reg.supervision_state
+    reg.supervision_state = lambda *a, **k: calls.append(1) or real(*a, **k)
+    stop = threading.Event()
+    settings = config.load({"TRAWL_DATABASE_URL": url, "TRAWL_RUN_DIR": str(tmp / "idle-run")})
+    loop = threading.Thread(target=trigger.watchdog, args=(settings, stop), daemon=True)
+    servers = {}
+    try:
+        loop.start()
+        for name, heal in (("on", "2"), ("off", "0")):
+            (tmp / f"idle-{name}").mkdir()
+            servers[name] = start_server(tmp / f"idle-{name}", url, TRAWL_AUTOSTART_WORKERS="1",
+                                         TRAWL_SELF_HEAL_S=heal, TRAWL_RUN_DIR=str(tmp / f"idle-{name}-run"))
+        time.sleep(3)  # past start-up
+        workers = {n: children_of(s.process.pid)[0] for n, s in servers.items()}
+        before = {n: sum(w.cpu_times()[:2]) for n, w in workers.items()}
+        started, counted = time.monotonic(), len(calls)
+        time.sleep(window_s)
+        elapsed = time.monotonic() - started
+        used = {n: sum(w.cpu_times()[:2]) - before[n] for n, w in workers.items()}
+        return {"queries_per_s": (len(calls) - counted) / elapsed,
+                "cpu_on": 100 * used["on"] / elapsed, "cpu_off": 100 * used["off"] / elapsed}
+    finally:
+        stop.set()
+        reg.supervision_state = real
+        for s in servers.values():
+            s.stop()
+
+
 def summary(values: list[float]) -> str:
     ms = [v * 1000 for v in values]
     return f"median {statistics.median(ms):.0f} ms, max {max(ms):.0f} ms (n={len(ms)})"
@@ -158,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--pool", type=int, default=300)
     p.add_argument("--idle-window", type=float, default=10.0)
+    p.add_argument("--kills", type=int, default=10)
+    p.add_argument("--only", choices=["healing"], help="only the self-healing figures")
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp_name, TestSite("127.0.0.2") as site, \
             TestSite("127.0.0.3") as other:
@@ -165,6 +257,14 @@ def main(argv: list[str] | None = None) -> int:
         for n, s in enumerate((site, other)):
             generate_site(s, pages=2000, seed=n)
             delay_routes(s, 0.05)
+        recovery = supervisor_kill_recovery(tmp, [site, other], args.kills)
+        print(f"supervisor kill -9 -> first page by its replacement: {summary(recovery)}")
+        cost = self_heal_cost(tmp, args.idle_window)
+        print(f"self-healing check: {cost['queries_per_s']:.2f} queries/s per gunicorn worker; idle gunicorn "
+              f"worker CPU {cost['cpu_on']:.3f} % of a core with the check, {cost['cpu_off']:.3f} % without "
+              f"(over {args.idle_window:.0f}s)")
+        if args.only == "healing":
+            return 0
         print(f"spawn -> first claim:      {summary(spawn_to_first_claim(tmp, site, args.rounds))}")
         to_fork, to_proc, memory = crash_recovery(tmp, [site, other], args.rounds)
         print(f"kill -9 -> replacement forked: {summary(to_fork)}")

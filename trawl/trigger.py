@@ -42,9 +42,12 @@ import time
 from typing import Callable
 
 from trawl.config import Settings
-from trawl.logs import Every
+from trawl.logs import Every, RepeatLimiter
 
 log = logging.getLogger(__name__)
+# The watchdog may fire every few seconds: a trigger that keeps failing the
+# same way (an unwritable run directory) is logged once a minute, not each time.
+log.addFilter(RepeatLimiter())
 
 READ_NUDGE_EVERY_S = 3.0
 
