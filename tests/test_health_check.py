@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -70,3 +71,114 @@ def test_malformed_database_url_is_a_failed_check_not_a_traceback():
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert "FAIL  database" in result.stdout
+
+
+# -- jobs with nobody on them, and this node's supervisor (trawl.health, both backends) ----------
+
+
+def _job(db, age_s: float) -> str:
+    import time
+
+    from trawl.jobs import parse_options
+    from trawl.store import job_rows
+
+    job_id = job_rows.insert_job(db, parse_options({"urls": ["http://127.0.0.1:9/"], "name": "stuck one"}))["id"]
+    with db.read() as s:
+        s.execute("UPDATE jobs SET updated_at = ? WHERE id = ?", (time.time() - age_s, job_id))
+    return job_id
+
+
+def _beat(db, row_id: str, role: str, pid: int, job_id: str | None = None, host: str = "node-a") -> None:
+    from trawl.store import registry
+
+    registry.heartbeat(db, row_id, role=role, host=host, pid=pid, started_at=0.0, job_id=job_id)
+
+
+def _settings(tmp_path, db, **overrides):
+    from tests.processes import make_settings
+
+    return make_settings(tmp_path, db.url, node="node-a", stranded_after_s=30.0, **overrides)
+
+
+def _dead_pid() -> int:
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    return gone.pid
+
+
+def test_a_job_nobody_works_on_fails_health_naming_it_after_the_grace(db, tmp_path):
+    from trawl.health import check_node_supervisor, check_waiting_jobs
+
+    settings = _settings(tmp_path, db)
+    fresh = _job(db, age_s=1)
+    assert check_waiting_jobs(db, settings).ok  # just created: a supervisor is on its way
+    stuck = _job(db, age_s=120)
+    check = check_waiting_jobs(db, settings)
+    assert not check.ok and stuck in check.detail and "stuck one" in check.detail and fresh not in check.detail
+    assert re.search(r"no live worker for 1\d\d s", check.detail), check.detail
+    # No supervisor, but the freshest runnable job moved 1 s ago: still within the grace.
+    assert check_node_supervisor(db, settings).ok
+    with db.read() as s:
+        s.execute("UPDATE jobs SET updated_at = updated_at - 100")
+    supervisor = check_node_supervisor(db, settings)
+    assert not supervisor.ok and "no live supervisor of node-a" in supervisor.detail
+
+
+def test_a_job_queued_behind_a_busy_pool_is_reported_not_failed(db, tmp_path):
+    from trawl.health import check_node_supervisor, check_waiting_jobs
+
+    settings = _settings(tmp_path, db)
+    busy, waiting = _job(db, age_s=120), _job(db, age_s=120)
+    _beat(db, "w-busy", "worker", os.getpid(), job_id=busy)
+    _beat(db, "s-alive", "supervisor", os.getpid())
+    check = check_waiting_jobs(db, settings)
+    assert check.ok and check.data["waiting"] == [waiting] and "behind 1 busy workers" in check.detail
+    supervisor = check_node_supervisor(db, settings)
+    assert supervisor.ok and f"pid {os.getpid()}" in supervisor.detail
+
+
+def test_a_fresh_heartbeat_of_a_dead_supervisor_does_not_count(db, tmp_path):
+    from trawl.health import check_node_supervisor
+    from trawl.trigger import needs_supervisor
+    from trawl.store import registry
+
+    settings = _settings(tmp_path, db)
+    _job(db, age_s=120)
+    _beat(db, "s-killed", "supervisor", _dead_pid())  # kill -9: the row is fresh, the process gone
+    state = registry.supervision_state(db, "node-a", settings.worker_dead_after_s)
+    assert state.runnable == 1 and len(state.supervisor_pids) == 1 and needs_supervisor(state)
+    assert not check_node_supervisor(db, settings).ok
+    # Another node's supervisor is not this node's.
+    _beat(db, "s-far", "supervisor", os.getpid(), host="node-b")
+    assert needs_supervisor(registry.supervision_state(db, "node-a", settings.worker_dead_after_s))
+
+
+def test_without_autostart_any_live_supervisor_will_do_and_none_says_why(db, tmp_path):
+    from trawl.health import check_node_supervisor
+
+    settings = _settings(tmp_path, db, autostart_workers=False)
+    _job(db, age_s=120)
+    check = check_node_supervisor(db, settings)
+    assert not check.ok and "TRAWL_AUTOSTART_WORKERS=0" in check.detail and "python app.py workers" in check.detail
+    _beat(db, "s-elsewhere", "supervisor", 1, host="node-b")
+    assert check_node_supervisor(db, settings).ok
+
+
+def test_no_work_no_supervisor_is_healthy(db, tmp_path):
+    from trawl.health import check_node_supervisor, check_waiting_jobs
+
+    settings = _settings(tmp_path, db)
+    assert check_waiting_jobs(db, settings).ok and check_node_supervisor(db, settings).detail == "no work pending"
+
+
+def test_health_check_tool_names_the_stranded_job(tmp_path):
+    url = migrated_sqlite(tmp_path)
+    from trawl.store import open_database
+
+    db = open_database(url)
+    job_id = _job(db, age_s=120)
+    db.close()
+    result = run_tool(url)
+    assert result.returncode == 1
+    assert any(line.split()[:2] == ["FAIL", "waiting_jobs"] and job_id in line for line in result.stdout.splitlines())
+    assert "waiting_jobs" in result.stdout.strip().splitlines()[-1]

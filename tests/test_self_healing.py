@@ -355,3 +355,29 @@ def test_identical_errors_pass_once_a_window_with_the_count_held_back():
     assert "[29 identical messages held back" in passed[1]
     # A different error is not held back by the first one.
     assert limiter.filter(record("worker %s: loop failed (%s); again in %.1fs", "w-1", "other", 1.0))
+
+
+# -- small pure parts ------------------------------------------------------------------------------
+
+
+def test_progress_says_waiting_for_workers_only_for_a_runnable_job_nobody_is_on():
+    from trawl.progress import progress_document
+
+    row = {"id": "j", "status": "running", "version": 3, "pages_discovered": 10, "pages_done": 2,
+           "pages_failed": 0, "pages_skipped": 0, "pages_in_flight": 8, "emails": 0, "bytes": 0,
+           "created_at": 1.0, "started_at": 1.0, "updated_at": 2.0, "finished_at": None, "error": None}
+    assert progress_document(row, workers=0)["waiting_for"] == "workers"
+    assert progress_document(row, workers=2)["waiting_for"] is None
+    for status in ("paused", "completed", "cancelled", "failed"):
+        assert progress_document({**row, "status": status}, workers=0)["waiting_for"] is None
+    assert progress_document({**row, "status": "queued"}, workers=0)["waiting_for"] == "workers"
+
+
+def test_a_zombie_or_reaped_pid_is_not_a_live_supervisor():
+    zombie = subprocess.Popen(["true"])
+    wait_for(lambda: open(f"/proc/{zombie.pid}/stat").read().rsplit(")", 1)[1].split()[0] == "Z", 10,
+             "the child to become a zombie")
+    assert not hostlock.pid_alive(zombie.pid)
+    zombie.wait()
+    assert not hostlock.pid_alive(zombie.pid)
+    assert hostlock.pid_alive(os.getpid())
