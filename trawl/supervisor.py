@@ -119,11 +119,13 @@ class Supervisor:
         self._retry_cleanups()
         if self._due_now("beat", self.settings.heartbeat_s):
             self._beat("running")
-        if self.count is None and self._due_now("demand", DEMAND_EVERY_S):
-            self._refresh_target()
+        # Dead rows first: a killed predecessor's fresh row would otherwise
+        # count as a live peer and halve the first target.
         if self._due_now("stale", STALE_EVERY_S):
             self._reap_dead_rows()
             self._sweep_expired_leases()
+        if self.count is None and self._due_now("demand", DEMAND_EVERY_S):
+            self._refresh_target()
         self._scale()
 
     def _due_now(self, what: str, every: float) -> bool:
@@ -395,9 +397,10 @@ class Supervisor:
         local = self._db_call(lambda: reg.host_rows(self.db, self.settings.node), [])
         stale_ids = {r["id"] for r in stale}
         for row in {r["id"]: r for r in [*local, *stale]}.values():
-            if row["id"] == self.id or row["id"] in self.cleanups:
-                continue
-            certain = row["host"] == self.settings.node and not hostlock.pid_alive(row["pid"])
+            ours = row["host"] == self.settings.node
+            if row["id"] == self.id or row["id"] in self.cleanups or ours and int(row["pid"]) in self.children:
+                continue  # ourselves, already queued, or a child the reaper will see
+            certain = ours and not hostlock.pid_alive(row["pid"])
             if certain and row["role"] == "worker":
                 log.info("worker %s (pid %s) of this node is gone; releasing its pages", row["id"], row["pid"])
                 self.cleanups.append(row["id"])  # unregistered once its leases are released
