@@ -126,6 +126,8 @@ def test_servers_of_one_checkout_on_three_databases_crawl_at_once(tmp_path, site
             home.mkdir()
             servers.append(start_server(home, url, **FAST, TRAWL_RUN_DIR=run_dir))
         jobs = [post_job(s, site.url("/")) for s in servers]
+        # Three pools at once, one per database (before, the first held the node's only lock).
+        wait_for(lambda: len(supervisor_pids(run_dir)) == 3, 30, "three supervisors at once")
         dbs = [open_database(url) for url in urls]
         for db, job_id in zip(dbs, jobs):
             wait_finished(db, job_id, 90)
