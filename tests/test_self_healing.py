@@ -177,6 +177,25 @@ def test_restart_on_another_database_while_the_first_supervisor_idles(tmp_path, 
     assert_nothing_left(run_dir)
 
 
+def test_a_server_started_with_work_waiting_starts_workers_with_no_request(tmp_path, site):
+    """A gunicorn restart: jobs created earlier (no trigger will fire for them) are picked up."""
+    truth = generate_site(site, pages=20, seed=27)
+    url = sqlite_db(tmp_path, "trawl.db")
+    db = open_database(url)
+    job_id = create_job(db, site.url("/"))  # straight into the database: no trigger fired
+    run_dir = str(tmp_path / "run")
+    server = start_server(tmp_path, url, **FAST, TRAWL_RUN_DIR=run_dir)
+    try:
+        wait_finished(db, job_id, 60)
+        assert_exact(db, job_id, truth, 3)
+        assert any("self-heal" in t["reason"] for t in server.triggers())
+    finally:
+        db.close()
+        server.stop()
+        stop_supervisors(run_dir)
+    assert_nothing_left(run_dir)
+
+
 # -- a supervisor that dies is replaced ------------------------------------------------------------
 
 

@@ -224,7 +224,6 @@ class Supervisor:
         self._db_down_since = None
         self._db_failures = 0
         self._lasting = None
-        self._say_lasting = logs.Every(LASTING_SAY_EVERY_S)
         if self.count is not None:
             self.target = self.count
 
