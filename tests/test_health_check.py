@@ -124,17 +124,28 @@ def test_a_job_nobody_works_on_fails_health_naming_it_after_the_grace(db, tmp_pa
     assert not supervisor.ok and "no live supervisor of node-a" in supervisor.detail
 
 
-def test_a_job_queued_behind_a_busy_pool_is_reported_not_failed(db, tmp_path):
+def test_a_job_queued_behind_a_full_pool_is_reported_not_failed(db, tmp_path):
     from trawl.health import check_node_supervisor, check_waiting_jobs
+    from trawl.store import registry
 
     settings = _settings(tmp_path, db)
     busy, waiting = _job(db, age_s=120), _job(db, age_s=120)
     _beat(db, "w-busy", "worker", os.getpid(), job_id=busy)
     _beat(db, "s-alive", "supervisor", os.getpid())
+    # Room in the pool, yet the job has had no worker for 120 s: stranded.
     check = check_waiting_jobs(db, settings)
-    assert check.ok and check.data["waiting"] == [waiting] and "behind 1 busy workers" in check.detail
+    assert not check.ok and waiting in check.detail and busy not in check.detail
     supervisor = check_node_supervisor(db, settings)
     assert supervisor.ok and f"pid {os.getpid()}" in supervisor.detail
+    # The pool at its ceiling: the job waits its turn.
+    registry.heartbeat(db, "s-alive", role="supervisor", host="node-a", pid=os.getpid(), started_at=0.0,
+                       state="full")
+    check = check_waiting_jobs(db, settings)
+    assert check.ok and check.data["waiting"] == [waiting] and "pools are full" in check.detail
+    # Unless that "full" supervisor of this node is dead (a fresh row after kill -9).
+    with db.read() as s:
+        s.execute("UPDATE workers SET pid = ? WHERE id = 's-alive'", (_dead_pid(),))
+    assert not check_waiting_jobs(db, settings).ok
 
 
 def test_a_fresh_heartbeat_of_a_dead_supervisor_does_not_count(db, tmp_path):

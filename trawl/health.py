@@ -6,8 +6,9 @@ worker absence is reported, not failed, until work waits for them:
 
 - `waiting_jobs` fails, naming the jobs, when a runnable job has had no live
   worker and no change for `stranded_after_s` (30 s, longer than a
-  replacement supervisor takes) while no worker runs at all. Jobs queued
-  behind a pool busy with other jobs are reported, not failed.
+  replacement supervisor takes). Jobs queued behind a full pool (a live
+  supervisor at its TRAWL_MAX_WORKERS or --count ceiling) are reported, not
+  failed: they get a worker when one frees up.
 - `node_supervisor`, whenever work is pending: a supervisor of this node
   and database is alive (fresh heartbeat, running pid), or with
   TRAWL_AUTOSTART_WORKERS=0 any supervisor; fails once work has waited
@@ -75,23 +76,33 @@ def _job_label(job: dict) -> str:
     return f"{job['id']} ({job['name']})" if job.get("name") else job["id"]
 
 
+def _full_pools(db: Database, settings: Settings) -> list[dict]:
+    """Live supervisors whose pool is at its ceiling (this node's only if their pid runs)."""
+    from trawl.hostlock import pid_alive
+
+    rows = registry.live_workers(db, settings.worker_dead_after_s, role="supervisor")
+    return [r for r in rows if r["state"] == "full" and (r["host"] != settings.node or pid_alive(r["pid"]))]
+
+
 def check_waiting_jobs(db: Database, settings: Settings) -> Check:
     dead_after = settings.worker_dead_after_s
     try:
         waiting = registry.jobs_without_workers(db, dead_after)
-        live = registry.count_live(db, "worker", dead_after)
+        full = _full_pools(db, settings) if waiting else []
     except Exception as exc:
         return Check("waiting_jobs", False, f"cannot read jobs and workers: {exc}")
     now = time.time()
     idle_s = {j["id"]: now - (j["updated_at"] or j["created_at"]) for j in waiting}
-    stranded = [j for j in waiting if idle_s[j["id"]] > settings.stranded_after_s] if live == 0 else []
-    data = {"waiting": [j["id"] for j in waiting], "stranded": [j["id"] for j in stranded], "live_workers": live}
+    # Behind a full pool a job waits its turn; anywhere else it is stranded.
+    stranded = [] if full else [j for j in waiting if idle_s[j["id"]] > settings.stranded_after_s]
+    data = {"waiting": [j["id"] for j in waiting], "stranded": [j["id"] for j in stranded],
+            "full_pools": [r["id"] for r in full]}
     if stranded:
         named = "; ".join(f"job {_job_label(j)} has had no live worker for {idle_s[j['id']]:.0f} s"
                           for j in stranded[:5])
         return Check("waiting_jobs", False, named + ("" if len(stranded) <= 5 else f"; {len(stranded) - 5} more"), data)
     if waiting:
-        why = f"behind {live} busy workers" if live else "for a worker to start"
+        why = f"their turn: {len(full)} pools are full" if full else "for a worker to start"
         return Check("waiting_jobs", True, f"{len(waiting)} runnable jobs wait {why}: "
                      + ", ".join(j["id"] for j in waiting[:5]), data)
     return Check("waiting_jobs", True, "no runnable job waits for a worker", data)

@@ -118,7 +118,7 @@ class Supervisor:
         self._reap_children()
         self._retry_cleanups()
         if self._due_now("beat", self.settings.heartbeat_s):
-            self._beat("running")
+            self._beat(self._pool_state())
         # Dead rows first: a killed predecessor's fresh row would otherwise
         # count as a live peer and halve the first target.
         if self._due_now("stale", STALE_EVERY_S):
@@ -226,6 +226,13 @@ class Supervisor:
         self._lasting = None
         if self.count is not None:
             self.target = self.count
+
+    def _pool_state(self) -> str:
+        """'full' when the pool is at its ceiling: jobs without a worker then wait their
+        turn (health reports them instead of failing); else 'running'."""
+        ceiling = self.count if self.count is not None else self.settings.max_workers
+        active = sum(1 for c in self.children.values() if c.stop_sent is None)
+        return "full" if ceiling and active >= ceiling else "running"
 
     def _beat(self, state: str) -> None:
         rss = read_rss()
