@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -196,6 +197,25 @@ def test_a_server_started_with_work_waiting_starts_workers_with_no_request(tmp_p
     assert_nothing_left(run_dir)
 
 
+def test_a_stats_read_revives_waiting_work(tmp_path, site):
+    truth = generate_site(site, pages=10, seed=28)
+    url = sqlite_db(tmp_path, "trawl.db")
+    db = open_database(url)
+    job_id = create_job(db, site.url("/"))  # no trigger fired for it
+    run_dir = str(tmp_path / "run")
+    server = start_server(tmp_path, url, **{**FAST, "TRAWL_SELF_HEAL_S": "0", "TRAWL_RUN_DIR": run_dir})
+    try:
+        assert call("GET", server.url("/api/stats")).json()["workers"] == 0
+        wait_finished(db, job_id, 60)
+        assert_exact(db, job_id, truth, 3)
+        assert [t["reason"] for t in server.triggers()] == ["read stats"]
+    finally:
+        db.close()
+        server.stop()
+        stop_supervisors(run_dir)
+    assert_nothing_left(run_dir)
+
+
 # -- a supervisor that dies is replaced ------------------------------------------------------------
 
 
@@ -231,7 +251,8 @@ def test_kill_9_of_the_supervisor_is_healed_by_progress_reads_alone(tmp_path, si
 
         wait_for(read_progress, 90, "the job to complete on progress reads alone", every=0.5)
         assert_exact(db, job_id, truth, 3)
-        assert supervisor_pids(run_dir) and victim[0] not in supervisor_pids(run_dir)
+        log = Path(hostlock.log_path(make_settings(tmp_path, url, node=os.uname().nodename))).read_text()
+        assert len(re.findall(r"supervisor s-\w+ on ", log)) == 2  # the killed one and its replacement
         code, checks = health(server)
         assert code == 200, checks
         assert call("GET", server.url(f"/api/jobs/{job_id}/progress")).json()["waiting_for"] is None
