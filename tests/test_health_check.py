@@ -150,7 +150,7 @@ def test_a_job_queued_behind_a_full_pool_is_reported_not_failed(db, tmp_path):
 
 def test_a_fresh_heartbeat_of_a_dead_supervisor_does_not_count(db, tmp_path):
     from trawl.health import check_node_supervisor
-    from trawl.trigger import needs_supervisor
+    from trawl.hostlock import needs_supervisor
     from trawl.store import registry
 
     settings = _settings(tmp_path, db)

@@ -109,8 +109,7 @@ def check_waiting_jobs(db: Database, settings: Settings) -> Check:
 
 
 def check_node_supervisor(db: Database, settings: Settings) -> Check:
-    from trawl.hostlock import database_identity
-    from trawl.trigger import needs_supervisor
+    from trawl.hostlock import database_identity, needs_supervisor
 
     dead_after = settings.worker_dead_after_s
     try:

@@ -98,6 +98,12 @@ def pid_alive(pid: int) -> bool:
     return state not in (b"Z", b"X")
 
 
+def needs_supervisor(state) -> bool:
+    """Runnable work, and none of this node's supervisors with a fresh heartbeat still runs
+    (`state` is a `registry.SupervisionState`): what the self-healing check fires on."""
+    return state.runnable > 0 and not any(pid_alive(pid) for pid in state.supervisor_pids)
+
+
 def supervisor_running(settings: Settings) -> bool:
     fd = try_lock(lock_path(settings))
     if fd is None:

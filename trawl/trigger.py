@@ -142,16 +142,9 @@ def nudge_from_read(settings: Settings, what: str, count_workers: Callable[[], i
         fire(settings, f"read {what}")
 
 
-def needs_supervisor(state) -> bool:
-    """Runnable work, and none of this node's supervisors with a fresh heartbeat still runs
-    (`state` is a `registry.SupervisionState`)."""
-    from trawl.hostlock import pid_alive
-
-    return state.runnable > 0 and not any(pid_alive(pid) for pid in state.supervisor_pids)
-
-
 def watchdog(settings: Settings, stop: threading.Event) -> None:
     """The periodic self-healing check of one web process, until `stop` is set."""
+    from trawl import hostlock
     from trawl.store import Database, registry
 
     db = Database(settings.database_url, max_connections=1)
@@ -166,7 +159,7 @@ def watchdog(settings: Settings, stop: threading.Event) -> None:
                     log.warning("self-healing check cannot read the database (%s); trying again", exc)
                 db.close()
                 continue
-            if needs_supervisor(state):
+            if hostlock.needs_supervisor(state):
                 run_trigger(settings, "self-heal: runnable work, no live supervisor")
     finally:
         db.close()
