@@ -109,7 +109,7 @@ def check_waiting_jobs(db: Database, settings: Settings) -> Check:
 
 
 def check_node_supervisor(db: Database, settings: Settings) -> Check:
-    from trawl.hostlock import database_identity, needs_supervisor
+    from trawl.hostlock import database_identity, log_path, needs_supervisor
 
     dead_after = settings.worker_dead_after_s
     try:
@@ -130,7 +130,7 @@ def check_node_supervisor(db: Database, settings: Settings) -> Check:
     waited = time.time() - (state.last_change or time.time())
     why = ("TRAWL_AUTOSTART_WORKERS=0 here and no supervisor runs anywhere: start `python app.py workers`"
            if not settings.autostart_workers else
-           f"no live supervisor of {settings.node} for this database; see {settings.run_dir}/supervisor-*.log")
+           f"no live supervisor of {settings.node} for this database; see {log_path(settings)}")
     ok = waited <= settings.stranded_after_s
     return Check("node_supervisor", ok, f"{state.runnable} runnable jobs, unchanged for {waited:.0f} s: {why}", data)
 
