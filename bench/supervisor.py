@@ -25,7 +25,8 @@ temporary SQLite database and the local test website (tests/site.py).
   (counted in-process), and the CPU of an idle gunicorn worker with the
   check on against one with it off, side by side over the same window.
 
-    .venv/bin/python -m bench.supervisor --only healing [--kills 10] [--idle-window 60]
+    .venv/bin/python -m bench.supervisor --only healing [--kills 10] [--idle-window 60] \
+        [--healing-database-url mysql://root:@127.0.0.1:3306/<empty database>]
 """
 
 from __future__ import annotations
@@ -159,12 +160,12 @@ def largest_pool(tmp: Path, size: int) -> dict:
     return {"size": size, "ready_s": ready, "stop_s": stopped, "load1": load, **memory}
 
 
-def supervisor_kill_recovery(tmp: Path, sites: list[TestSite], kills: int) -> list[float]:
+def supervisor_kill_recovery(tmp: Path, sites: list[TestSite], kills: int, url: str | None = None) -> list[float]:
     from tests.conftest import start_server
     from tests.processes import supervisor_pids
 
     run_dir = str(tmp / "heal-run")
-    url = f"sqlite:///{tmp / 'heal.db'}"
+    url = url or f"sqlite:///{tmp / 'heal.db'}"
     open_database(url, migrate_now=True).close()
     env = {"TRAWL_AUTOSTART_WORKERS": "1", "TRAWL_ALLOW_PRIVATE_NETWORKS": "1", "TRAWL_HEARTBEAT_S": "0.25",
            "TRAWL_MAX_WORKERS": "2", "TRAWL_RUN_DIR": run_dir, "TRAWL_LOG_LEVEL": "warning"}
@@ -250,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--idle-window", type=float, default=10.0)
     p.add_argument("--kills", type=int, default=10)
     p.add_argument("--only", choices=["healing"], help="only the self-healing figures")
+    p.add_argument("--healing-database-url", help="an empty database for the kill -9 rounds (default: SQLite)")
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp_name, TestSite("127.0.0.2") as site, \
             TestSite("127.0.0.3") as other:
@@ -257,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         for n, s in enumerate((site, other)):
             generate_site(s, pages=2000, seed=n)
             delay_routes(s, 0.05)
-        recovery = supervisor_kill_recovery(tmp, [site, other], args.kills)
+        recovery = supervisor_kill_recovery(tmp, [site, other], args.kills, args.healing_database_url)
         print(f"supervisor kill -9 -> first page by its replacement: {summary(recovery)}")
         cost = self_heal_cost(tmp, args.idle_window)
         print(f"self-healing check: {cost['queries_per_s']:.2f} queries/s per gunicorn worker; idle gunicorn "
