@@ -122,14 +122,15 @@ class SqliteDialect(Dialect):
 
     def connect(self):
         path = self.target.path
-        if self._opened:  # mode=rw: a deleted file fails to open instead of reappearing empty
+        reopen = self._opened and path != ":memory:"
+        if reopen:  # mode=rw: a deleted file fails to open instead of reappearing empty
             path = "file:" + quote(os.path.abspath(path)) + "?mode=rw"
         # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, so a write
         # transaction takes the write lock up front instead of failing to
         # upgrade a read lock half-way through (SQLITE_BUSY with no wait).
         conn = sqlite3.connect(
             path,
-            uri=self._opened,
+            uri=reopen,
             timeout=self.busy_timeout_ms / 1000,
             isolation_level=None,
             check_same_thread=False,
@@ -161,7 +162,7 @@ class SqliteDialect(Dialect):
     def check_present(self) -> None:
         # Open connections keep working on a deleted file's inode: without
         # this look at the path, a process would go on crawling into it.
-        if self._opened and not os.path.exists(self.target.path):
+        if self._opened and self.target.path != ":memory:" and not os.path.exists(self.target.path):
             raise DatabaseGone(f"the SQLite file {os.path.abspath(self.target.path)} was deleted")
 
     def begin(self, conn) -> None:
