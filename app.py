@@ -22,18 +22,40 @@ import bottle
 from bottle import Bottle, HTTPResponse, request, response
 
 from trawl import config, progress, trigger
+from trawl.config import Settings
+from trawl.early_close import EARLY_CLOSE_ROUTES, closes_early
 from trawl.health import run_checks
 from trawl.jobs import InvalidOptions, Status, TransitionRefused, parse_options
-from trawl.store import open_database
+from trawl.store import Database, open_database
 from trawl.store import job_rows, registry, results
 from trawl.store.job_rows import JobNotFound
 
-SETTINGS = config.load()
-# One pool per process; connections are taken per request block, never shared.
-DB = open_database(SETTINGS.database_url)
-bottle.BaseRequest.MEMFILE_MAX = SETTINGS.max_body_bytes
 
-app = Bottle()
+class _OfThisApp:
+    """The settings or database of the application answering the current request.
+
+    Each app from `create_app` carries its own (in `app.config`), so two apps
+    with different settings can live in one process (the tests do). Route
+    code reads `SETTINGS.x` / `DB` as before; code that outlives the request
+    (a background thread) must take `SETTINGS.get()`, the object itself.
+    """
+
+    def __init__(self, key: str):
+        self._key = key
+
+    def get(self):
+        return request.app.config[self._key]
+
+    def __getattr__(self, name: str):
+        return getattr(request.app.config[self._key], name)
+
+
+SETTINGS: Settings = _OfThisApp("trawl.settings")  # type: ignore[assignment]
+DB: Database = _OfThisApp("trawl.db")  # type: ignore[assignment]
+
+# Routes are declared on this template and copied into every app that
+# create_app builds (Bottle.merge); the hooks and error pages are per app.
+routes = Bottle()
 
 
 # -- JSON answers and errors ---------------------------------------------------
@@ -64,8 +86,22 @@ def error_page(err: bottle.HTTPError):
     return json.dumps({"error": ERROR_MESSAGES.get(err.status_code, err.status_line), "fields": fields})
 
 
-for _code in ERROR_MESSAGES:
-    app.error(_code)(error_page)
+def map_job_errors(callback):
+    """Bottle plugin: the store's "no such job" is a 404 and a refused transition a 409, on every route."""
+
+    def wrapper(*args, **kwargs):
+        try:
+            return callback(*args, **kwargs)
+        except JobNotFound as exc:
+            raise fail(404, "no such job", {"id": str(exc.args[0]) if exc.args else ""}) from None
+        except TransitionRefused as exc:
+            hint = "; only a finished job can be deleted, cancel it first" if exc.action == "delete" else ""
+            raise fail(409, str(exc) + hint, {"status": exc.status.value}) from None
+
+    return wrapper
+
+
+routes.install(map_job_errors)
 
 
 # -- auth ------------------------------------------------------------------------
@@ -77,7 +113,6 @@ def token_ok(header: str) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
-@app.hook("before_request")
 def require_token():
     """/api/* takes the bearer token, or the UI's login session plus its CSRF token.
 
@@ -164,9 +199,10 @@ class BodyThenTrigger:
     background) until the client has acknowledged every byte.
     """
 
-    def __init__(self, body: bytes, reason: str, client_socket=None):
+    def __init__(self, body: bytes, reason: str, settings: Settings, client_socket=None):
         self.body = body
         self.reason = reason
+        self.settings = settings
         self.client_socket = client_socket
 
     def __iter__(self):
@@ -179,17 +215,20 @@ class BodyThenTrigger:
                 duplicate = self.client_socket.dup()
             except OSError:
                 duplicate = None
-        trigger.fire(SETTINGS, self.reason, delivered_on=duplicate)
+        trigger.fire(self.settings, self.reason, delivered_on=duplicate)
 
 
 def accepted_with_trigger(data: dict, location: str, reason: str) -> HTTPResponse:
+    # The server closes these connections after the body only for the routes it knows.
+    assert closes_early(request.method, request.path), f"{request.path} missing from EARLY_CLOSE_ROUTES"
     body = json.dumps(data, separators=(",", ":")).encode()
-    out = HTTPResponse(BodyThenTrigger(body, reason, request.environ.get("gunicorn.socket")), status=202)
+    out = HTTPResponse(BodyThenTrigger(body, reason, SETTINGS.get(), request.environ.get("gunicorn.socket")),
+                       status=202)
     out.content_type = "application/json"
     out.set_header("Content-Length", str(len(body)))
     out.set_header("Location", location)
     # gunicorn drops this hop-by-hop header and closes by itself (see
-    # gunicorn.conf.py pre_request); other servers honour it.
+    # trawl/early_close.py and gunicorn.conf.py pre_request); other servers honour it.
     out.set_header("Connection", "close")
     return out
 
@@ -198,17 +237,15 @@ def accepted_with_trigger(data: dict, location: str, reason: str) -> HTTPRespons
 
 
 def load_job_or_404(job_id: str) -> dict:
-    try:
-        return job_rows.load_job(DB, job_id)
-    except JobNotFound:
-        raise fail(404, "no such job", {"id": job_id}) from None
+    """The job row; JobNotFound becomes the 404 in map_job_errors."""
+    return job_rows.load_job(DB, job_id)
 
 
 def live_workers_for(job_id: str) -> int:
     return registry.count_live_workers(DB, job_id, SETTINGS.worker_dead_after_s)
 
 
-@app.post("/api/jobs")
+@routes.post("/api/jobs")
 def create_job():
     body, from_form = read_job_body()
     try:
@@ -223,7 +260,7 @@ def create_job():
     )
 
 
-@app.get("/api/jobs")
+@routes.get("/api/jobs")
 def list_jobs():
     limit = int_param("limit", 20, 1, 200)
     before = request.query.get("before") or None
@@ -236,18 +273,15 @@ def list_jobs():
     return json_response({"jobs": [progress.job_document(r) for r in rows], "next": cursor})
 
 
-@app.get("/api/jobs/<job_id>")
+@routes.get("/api/jobs/<job_id>")
 def get_job(job_id: str):
     job = load_job_or_404(job_id)
     return json_response(progress.job_document(job, live_workers_for(job_id)))
 
 
-@app.get("/api/jobs/<job_id>/progress")
+@routes.get("/api/jobs/<job_id>/progress")
 def get_progress(job_id: str):
-    try:
-        version, _ = job_rows.job_version(DB, job_id)
-    except JobNotFound:
-        raise fail(404, "no such job", {"id": job_id}) from None
+    version, _ = job_rows.job_version(DB, job_id)
     headers = {"ETag": progress.etag(version), "Cache-Control": "no-cache"}
     if progress.etag_matches(request.get_header("If-None-Match"), version):
         return HTTPResponse(status=304, headers=headers)
@@ -256,7 +290,7 @@ def get_progress(job_id: str):
     return json_response(progress.progress_document(job, live_workers_for(job_id)), headers=headers)
 
 
-@app.get("/api/jobs/<job_id>/events")
+@routes.get("/api/jobs/<job_id>/events")
 def stream_events(job_id: str):
     load_job_or_404(job_id)
     last = progress.parse_last_event_id(
@@ -275,32 +309,26 @@ def stream_events(job_id: str):
 
 
 def job_action(job_id: str, action: str):
-    try:
-        job = job_rows.apply_action(DB, job_id, action)
-    except JobNotFound:
-        raise fail(404, "no such job", {"id": job_id}) from None
-    except TransitionRefused as exc:
-        raise fail(409, str(exc), {"status": exc.status.value}) from None
+    job = job_rows.apply_action(DB, job_id, action)
     doc = progress.job_document(job)
     if action in ("resume", "retry"):
         return accepted_with_trigger(doc, doc["links"]["self"], reason=f"{action} {job_id}")
     return json_response(doc)
 
 
-@app.post("/api/jobs/<job_id>/<action:re:cancel|pause|resume|retry>")
+@routes.post("/api/jobs/<job_id>/<action:re:cancel|pause>")
 def act_on_job(job_id: str, action: str):
     return job_action(job_id, action)
 
 
-@app.delete("/api/jobs/<job_id>")
+@routes.post("/api/jobs/<job_id>/<action:re:resume|retry>")  # answers early: see EARLY_CLOSE_ROUTES
+def restart_job(job_id: str, action: str):
+    return job_action(job_id, action)
+
+
+@routes.delete("/api/jobs/<job_id>")
 def delete_job(job_id: str):
-    try:
-        job_rows.delete_job(DB, job_id)
-    except JobNotFound:
-        raise fail(404, "no such job", {"id": job_id}) from None
-    except TransitionRefused as exc:
-        raise fail(409, "only a finished job can be deleted; cancel it first",
-                   {"status": exc.status.value}) from None
+    job_rows.delete_job(DB, job_id)
     return json_response({"id": job_id, "deleted": True})
 
 
@@ -320,7 +348,7 @@ def stream_csv(rows, fields):
     yield buf.getvalue().encode()
 
 
-@app.get("/api/jobs/<job_id>/emails")
+@routes.get("/api/jobs/<job_id>/emails")
 def list_emails(job_id: str):
     load_job_or_404(job_id)
     q = (request.query.getunicode("q") or "").strip() or None
@@ -337,7 +365,7 @@ def list_emails(job_id: str):
     return json_response({"emails": emails, "total": total})
 
 
-@app.get("/api/jobs/<job_id>/pages")
+@routes.get("/api/jobs/<job_id>/pages")
 def list_pages(job_id: str):
     load_job_or_404(job_id)
     state = request.query.get("state") or None
@@ -360,23 +388,23 @@ def worker_document(row: dict) -> dict:
     return doc
 
 
-@app.get("/api/workers")
+@routes.get("/api/workers")
 def list_workers():
     rows = registry.live_workers(DB, SETTINGS.worker_dead_after_s)
     return json_response({"workers": [worker_document(r) for r in rows]})
 
 
-@app.post("/api/workers/trigger")
+@routes.post("/api/workers/trigger")
 def trigger_workers():
     return accepted_with_trigger({"triggered": True}, "/api/workers", reason="api trigger")
 
 
-@app.get("/api/stats")
+@routes.get("/api/stats")
 def stats():
     return json_response(job_rows.stats(DB, time.time() - SETTINGS.worker_dead_after_s))
 
 
-@app.get("/health")
+@routes.get("/health")
 def health():
     report = run_checks(DB, SETTINGS)
     code = 200 if report["status"] == "ok" else 503
@@ -400,7 +428,7 @@ def prometheus_lines(data: dict) -> list[str]:
     return lines
 
 
-@app.get("/metrics")
+@routes.get("/metrics")
 def metrics():
     data = job_rows.stats(DB, time.time() - SETTINGS.worker_dead_after_s)
     body = ("\n".join(prometheus_lines(data)) + "\n").encode()
@@ -532,13 +560,13 @@ def rerun_prefill(job_id: str | None) -> dict | None:
     return {"name": job["name"], "urls": "\n".join(seeds), **json.loads(job["options"])}
 
 
-@app.get("/")
+@routes.get("/")
 def home_page():
     require_login()
     return render("home", title="Trawl · new crawl", prefill=rerun_prefill(request.query.get("from")))
 
 
-@app.get("/jobs/<job_id>")
+@routes.get("/jobs/<job_id>")
 def job_page(job_id: str):
     require_login()
     try:
@@ -550,7 +578,7 @@ def job_page(job_id: str):
                   initial=json.dumps(doc, separators=(",", ":")))
 
 
-@app.get("/workers")
+@routes.get("/workers")
 def workers_page():
     require_login()
     return render("workers", title="Trawl · workers")
@@ -560,14 +588,14 @@ def health_page(report: dict, code: int) -> HTTPResponse:
     return render("health", code, title="Trawl · health", report=report)
 
 
-@app.get("/login")
+@routes.get("/login")
 def login_form():
     if not SETTINGS.api_token:
         raise HTTPResponse(status=303, headers={"Location": "/"})
     return render("login", title="Trawl · log in", error="", next=safe_next(request.query.get("next")))
 
 
-@app.post("/login")
+@routes.post("/login")
 def login():
     next_path = safe_next(request.forms.get("next"))
     if not SETTINGS.api_token or cross_site_request():
@@ -582,7 +610,7 @@ def login():
     return out
 
 
-@app.post("/logout")
+@routes.post("/logout")
 def logout():
     if SETTINGS.api_token and (cross_site_request() or not csrf_ok()):
         return render("login", 403, title="Trawl · log in", error="Log out from this site's own page.",
@@ -592,12 +620,41 @@ def logout():
     return out
 
 
-@app.get("/static/<path:path>")
+@routes.get("/static/<path:path>")
 def static(path: str):
     out = bottle.static_file(path, root=STATIC_DIR)
     out.set_header("X-Content-Type-Options", "nosniff")
     out.set_header("Cache-Control", "no-cache")  # revalidated by Last-Modified: 304s
     return out
+
+
+# -- the application factory ------------------------------------------------------------
+
+
+def create_app(settings: Settings | None = None, db: Database | None = None) -> Bottle:
+    """A WSGI app over `settings` (default: the TRAWL_* environment) and `db` (default: its database).
+
+    Nothing is connected here: the pool opens connections on first use, so
+    importing this module (gunicorn, the tests) costs no database.
+    """
+    settings = settings or config.load()
+    web = Bottle()
+    web.config["trawl.settings"] = settings
+    # One pool per app; connections are taken per request block, never shared.
+    web.config["trawl.db"] = db or open_database(settings.database_url)
+    # Bottle reads this per request from the class: the same limit for every app of a process.
+    bottle.BaseRequest.MEMFILE_MAX = settings.max_body_bytes
+    for code in ERROR_MESSAGES:
+        web.error(code)(error_page)
+    web.add_hook("before_request", require_token)
+    web.merge(routes)
+    registered = {(r.method, r.rule) for r in web.routes}
+    missing = [rule for rule in EARLY_CLOSE_ROUTES if ("POST", rule) not in registered]
+    assert not missing, f"EARLY_CLOSE_ROUTES names routes app.py does not have: {missing}"
+    return web
+
+
+app = create_app()
 
 
 # -- CLI ----------------------------------------------------------------------------------
@@ -606,7 +663,8 @@ def static(path: str):
 def cli(argv: list[str]) -> int:
     from trawl import cli as trawl_cli
 
-    return trawl_cli.main(argv, SETTINGS, DB)
+    settings = config.load()
+    return trawl_cli.main(argv, settings, open_database(settings.database_url))
 
 
 if __name__ == "__main__":

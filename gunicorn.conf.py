@@ -7,13 +7,13 @@ hop-by-hop `Connection` header and decides keep-alive itself.
 """
 
 import os as _os
-import re as _re
 import sys as _sys
 
 # The engine package sits beside this file, wherever gunicorn is started from.
 _sys.path.insert(0, _os.path.dirname(_os.path.abspath(__file__)))
 
 from trawl.config import load as _load_settings
+from trawl.early_close import closes_early
 from trawl.netcheck import refuse_public_bind_without_token
 
 _settings = _load_settings()
@@ -34,13 +34,10 @@ loglevel = _os.environ.get("TRAWL_LOG_LEVEL", "info")
 proc_name = "trawl-web"
 chdir = _os.path.dirname(_os.path.abspath(__file__))
 
-# Responses that fire the worker trigger from their close(): answered with
-# Connection: close so the client is done the moment it has the body.
-_CLOSE_AFTER = _re.compile(r"^/api/(jobs|workers/trigger|jobs/[^/]+/(resume|retry))$")
-
-
 def pre_request(worker, req):
-    if req.method == "POST" and _CLOSE_AFTER.match(req.path):
+    # Responses that fire the worker trigger from their close() (the list is
+    # trawl/early_close.py): closed so the client is done once it has the body.
+    if closes_early(req.method, req.path):
         req.force_close()
 
 
