@@ -184,3 +184,48 @@ def store_of_server(server):
     database = open_database(server.database_url)
     yield database
     database.close()
+
+
+# -- the app in-process -----------------------------------------------------------------
+
+
+@dataclass
+class InProcess:
+    """A `create_app` app over its own SQLite file, called without a server."""
+
+    app: object
+    db: object
+    settings: object
+
+    def call(self, method: str, target, body=None, headers: dict | None = None):
+        from tests.wsgi import call_wsgi
+
+        return call_wsgi(self.app, method, target, body, headers)
+
+
+def make_in_process(tmp: Path, **settings_env: str) -> InProcess:
+    from app import create_app
+    from trawl import config
+    from trawl.store import open_database
+
+    env = {"TRAWL_DATABASE_URL": f"sqlite:///{tmp / 'app.db'}", "TRAWL_AUTOSTART_WORKERS": "0",
+           "TRAWL_RUN_DIR": str(tmp / "run"), **settings_env}
+    settings = config.load(env)
+    db = open_database(settings.database_url, migrate_now=True)
+    return InProcess(create_app(settings, db), db, settings)
+
+
+@pytest.fixture
+def web(tmp_path):
+    """The app in-process, no token, on a fresh SQLite database."""
+    inproc = make_in_process(tmp_path)
+    yield inproc
+    inproc.db.close()
+
+
+@pytest.fixture
+def locked_web(tmp_path):
+    """The app in-process with TRAWL_API_TOKEN=s3cret."""
+    inproc = make_in_process(tmp_path, TRAWL_API_TOKEN="s3cret")
+    yield inproc
+    inproc.db.close()
