@@ -104,6 +104,24 @@ def map_job_errors(callback):
 routes.install(map_job_errors)
 
 
+# -- what the request says ----------------------------------------------------------
+
+
+def header(name: str, default: str = "") -> str:
+    """A request header as text, whatever bytes the client sent.
+
+    Servers hand header bytes over as latin-1 (PEP 3333); Bottle's
+    `get_header` re-decodes them as UTF-8 and raises on anything else, which
+    made `Authorization: Bearer \\xe9` a 500. Bytes that are not UTF-8 become
+    U+FFFD here, so they simply fail whatever check reads them.
+    """
+    key = name.upper().replace("-", "_")
+    raw = request.environ.get(key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + key)
+    if raw is None:
+        return default
+    return raw.encode("latin-1", "replace").decode("utf-8", "replace")
+
+
 # -- auth ------------------------------------------------------------------------
 
 
@@ -122,7 +140,7 @@ def require_token():
     """
     if not request.path.startswith("/api/"):
         return
-    if SETTINGS.api_token and token_ok(request.get_header("Authorization", "")):
+    if SETTINGS.api_token and token_ok(header("Authorization")):
         return
     unsafe = request.method not in SAFE_METHODS
     if unsafe and cross_site_request():
@@ -283,7 +301,7 @@ def get_job(job_id: str):
 def get_progress(job_id: str):
     version, _ = job_rows.job_version(DB, job_id)
     headers = {"ETag": progress.etag(version), "Cache-Control": "no-cache"}
-    if progress.etag_matches(request.get_header("If-None-Match"), version):
+    if progress.etag_matches(header("If-None-Match"), version):
         return HTTPResponse(status=304, headers=headers)
     job = load_job_or_404(job_id)
     headers["ETag"] = progress.etag(int(job["version"]))
@@ -293,8 +311,7 @@ def get_progress(job_id: str):
 @routes.get("/api/jobs/<job_id>/events")
 def stream_events(job_id: str):
     load_job_or_404(job_id)
-    last = progress.parse_last_event_id(
-        request.get_header("Last-Event-ID") or request.query.get("lastEventId"))
+    last = progress.parse_last_event_id(header("Last-Event-ID") or request.query.get("lastEventId"))
 
     def read_version():
         return job_rows.job_version(DB, job_id)
@@ -488,7 +505,7 @@ def csrf_token() -> str:
 
 
 def csrf_ok() -> bool:
-    given = request.get_header("X-CSRF-Token") or ""
+    given = header("X-CSRF-Token")
     if not given and (request.content_type or "").startswith(
             ("application/x-www-form-urlencoded", "multipart/form-data")):
         given = request.forms.get("csrf_token") or ""
@@ -508,9 +525,9 @@ def cross_site_request() -> bool:
     A page cannot set X-Forwarded-Host on a cross-origin request without a
     CORS preflight we never grant, so a proxy's value is trusted like Host.
     """
-    if request.get_header("Sec-Fetch-Site", "") == "cross-site":
+    if header("Sec-Fetch-Site") == "cross-site":
         return True
-    origin = request.get_header("Origin")
+    origin = header("Origin")
     if not origin:
         return False
     try:
@@ -518,12 +535,12 @@ def cross_site_request() -> bool:
         parts.port  # noqa: B018 - raises ValueError on a malformed port
     except ValueError:
         return True  # an Origin we cannot read is not ours
-    ours = {_authority(parts.scheme, request.get_header(h) or "") for h in ("Host", "X-Forwarded-Host")}
+    ours = {_authority(parts.scheme, header(h)) for h in ("Host", "X-Forwarded-Host")}
     return _authority(parts.scheme, parts.netloc) not in ours - {""}
 
 
 def wants_html_page() -> bool:
-    accept = request.get_header("Accept", "")
+    accept = header("Accept")
     return "text/html" in accept and "application/json" not in accept
 
 

@@ -197,8 +197,12 @@ def test_login_keeps_a_local_next_with_its_query(locked_web):
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(next_value=st.text(alphabet=st.sampled_from(list("/\\\t\n\r :@.%?#ae0é\x00\x7f\u2028") + ["//", "evil"]),
-                          max_size=16))
+@given(next_value=st.tuples(
+    st.sampled_from(["/", "", "\\", " ", "https:", "%2F"]),
+    st.lists(st.sampled_from(["/", "\\", "\t", "\n", "\r", " ", "%09", "\x00", "\x7f", "\u2028", "é", "@", ":", "."]),
+             max_size=3),
+    st.sampled_from(["/evil.example/", "evil.example:81", "/x?y=1", ""]),
+).map(lambda parts: parts[0] + "".join(parts[1]) + parts[2]))
 def test_any_next_value_stays_on_the_origin(locked_web, next_value):
     body = urlencode({"token": TOKEN, "next": next_value})
     reply = locked_web.call("POST", "/login", body, {"Content-Type": "application/x-www-form-urlencoded"})
@@ -223,7 +227,7 @@ def test_foreign_host_gets_421_json_and_stores_nothing(request, fixture):
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1:8080", "localhost:8080", "localhost", "[::1]:8080", "127.5.6.7",
-                                  "LOCALHOST:8080", "::1"])
+                                  "LOCALHOST:8080", "localhost."])
 def test_loopback_hosts_are_answered(web, host):
     assert web.call("GET", "/api/jobs", headers={"Host": host}).status == 200
 
@@ -466,7 +470,7 @@ def test_a_body_that_never_arrives_is_answered_408_and_closed(slow_body_server):
 
 
 @pytest.mark.parametrize("payload, status", [
-    (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 414),
+    (b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 414),
     (b"POST /api/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: abc\r\n\r\n", 400),
     (b"POST /api/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: -5\r\n\r\n", 400),
     (b"GET / HTTP/1.1\r\nHost: a b\x01\r\n\r\n", 400),
