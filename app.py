@@ -166,11 +166,19 @@ def int_param(name: str, default: int, low: int, high: int) -> int:
 
 
 def _urls_from_upload(upload) -> list[str]:
-    """A .txt or .csv list of seeds: every cell that looks like a URL."""
-    text = upload.file.read(SETTINGS.max_body_bytes + 1).decode("utf-8", errors="replace")
+    """A .txt or .csv list of seeds: every cell that looks like a URL.
+
+    Any line ending counts as one (CR alone from old Mac exports included):
+    the csv module gets the file one line at a time, so it never meets a
+    bare CR inside what it thinks is a line.
+    """
+    text = upload.file.read(SETTINGS.max_body_bytes + 1).decode("utf-8-sig", errors="replace")
     urls = []
-    for row in csv.reader(io.StringIO(text)):
-        urls.extend(cell.strip() for cell in row if cell.strip().lower().startswith(("http://", "https://")))
+    try:
+        for row in csv.reader(text.splitlines()):
+            urls.extend(cell.strip() for cell in row if cell.strip().lower().startswith(("http://", "https://")))
+    except csv.Error as exc:
+        raise fail(400, "unreadable seed list", {"urls_file": f"not a text or CSV list: {exc}"}) from None
     return urls
 
 
