@@ -569,8 +569,19 @@ def require_login() -> None:
 
 
 def safe_next(raw: str | None) -> str:
-    """Only local paths: never //evil.example or a scheme."""
-    return raw if raw and raw.startswith("/") and not raw.startswith("//") and "\\" not in raw else "/"
+    """Only a path on this site, as a browser will read the Location: else "/".
+
+    Browsers drop tabs and newlines anywhere in a URL, trim spaces and
+    control characters and read a backslash as a slash, so `/\\t/evil.example`
+    and `/\\evil.example` mean `//evil.example`, another origin. So: one
+    leading slash, then printable ASCII only (what `require_login` sends is
+    percent-encoded), no backslash, no second leading slash.
+    """
+    if not raw or not raw.startswith("/") or raw.startswith("//"):
+        return "/"
+    if "\\" in raw or not all("!" <= ch <= "~" for ch in raw):
+        return "/"
+    return raw
 
 
 def rerun_prefill(job_id: str | None) -> dict | None:
