@@ -26,6 +26,7 @@ from trawl.config import Settings
 from trawl.early_close import EARLY_CLOSE_ROUTES, closes_early
 from trawl.health import run_checks
 from trawl.jobs import InvalidOptions, Status, TransitionRefused, parse_options
+from trawl.netcheck import is_allowed_host
 from trawl.store import Database, open_database
 from trawl.store import job_rows, registry, results
 from trawl.store.job_rows import JobNotFound
@@ -120,6 +121,20 @@ def header(name: str, default: str = "") -> str:
     if raw is None:
         return default
     return raw.encode("latin-1", "replace").decode("utf-8", "replace")
+
+
+def require_known_host():
+    """DNS-rebinding guard: only loopback names and TRAWL_ALLOWED_HOSTS are answered, with or without a token.
+
+    A page on evil.example can re-point its name at 127.0.0.1; its requests
+    then reach us with `Host: evil.example` and a matching Origin, so the
+    Origin check alone cannot tell. A request without Host (HTTP/1.0) names
+    no other site and is answered.
+    """
+    host = header("Host")
+    if host and not is_allowed_host(host, SETTINGS.allowed_host_names):
+        raise fail(421, "this server does not answer to that host name",
+                   {"Host": "use 127.0.0.1 or localhost, or add the name to TRAWL_ALLOWED_HOSTS"})
 
 
 # -- auth ------------------------------------------------------------------------
@@ -682,6 +697,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     bottle.BaseRequest.MEMFILE_MAX = settings.max_body_bytes
     for code in ERROR_MESSAGES:
         web.error(code)(error_page)
+    # In this order: a foreign Host learns nothing, not even whether it needs a token.
+    web.add_hook("before_request", require_known_host)
     web.add_hook("before_request", require_token)
     web.merge(routes)
     registered = {(r.method, r.rule) for r in web.routes}

@@ -39,7 +39,7 @@ def test_create_closes_the_connection_on_the_wire(server):
     body = json.dumps({"urls": ["http://a.example/"]}).encode()
     host, port = server.base.split("//")[1].split(":")
     with socket.create_connection((host, int(port)), timeout=5) as sock:
-        sock.sendall(b"POST /api/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        sock.sendall(b"POST /api/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                      b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
         data = b""
         while chunk := sock.recv(65536):  # ends only when the server closes
@@ -116,7 +116,7 @@ def test_oversized_body_is_413_before_it_is_read(server, store_of_server):
     before = job_count(store_of_server)
     host, port = server.base.split("//")[1].split(":")
     with socket.create_connection((host, int(port)), timeout=5) as sock:
-        sock.sendall(b"POST /api/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        sock.sendall(b"POST /api/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                      b"Content-Length: %d\r\n\r\n{\"urls\": [" % (5 * 1024 * 1024))
         data = b""
         while b"\r\n\r\n" not in data or not data.rstrip().endswith(b"}"):

@@ -45,6 +45,10 @@ class Settings:
     # bytes the client had acknowledged): an audit for operators and tests.
     trigger_log: str = ""
 
+    # Host names the web server answers to besides loopback names and
+    # addresses (comma-separated); any other Host gets 421 (DNS rebinding).
+    allowed_hosts: str = ""
+
     # Request limits of the web layer.
     max_body_bytes: int = 4 * 1024 * 1024
     # Worker leases and heartbeats (seconds).
@@ -69,6 +73,12 @@ class Settings:
     connect_timeout_s: float = 10.0
     total_timeout_s: float = 30.0
     max_page_bytes: int = 5 * 1024 * 1024
+
+    @property
+    def allowed_host_names(self) -> frozenset[str]:
+        """TRAWL_ALLOWED_HOSTS as lower-case names, without ports or a trailing dot."""
+        names = (n.strip().lower().rstrip(".") for n in self.allowed_hosts.split(","))
+        return frozenset(n for n in names if n)
 
 
 _BOOL_TRUE = {"1", "true", "yes", "on"}
