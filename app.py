@@ -336,11 +336,22 @@ def stream_events(job_id: str):
     load_job_or_404(job_id)
     last = progress.parse_last_event_id(header("Last-Event-ID") or request.query.get("lastEventId"))
 
+    # The stream outlives the request's handler: it keeps the app's own objects.
+    db, dead_after_s = DB.get(), SETTINGS.worker_dead_after_s
+
     def read_version():
-        return job_rows.job_version(DB, job_id)
+        try:
+            return job_rows.job_version(db, job_id)
+        except JobNotFound:  # deleted while watched: the stream ends with done
+            return None
 
     def read_progress():
-        return progress.progress_document(job_rows.load_job(DB, job_id), live_workers_for(job_id))
+        try:
+            job = job_rows.load_job(db, job_id)
+        except JobNotFound:
+            return None
+        return progress.progress_document(job, registry.count_live_workers(db, job_id, dead_after_s))
+
 
     response.content_type = "text/event-stream"
     response.set_header("Cache-Control", "no-cache")
