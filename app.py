@@ -153,7 +153,7 @@ def require_token():
     cookie-borne (or unauthenticated, tokenless) writes are checked for
     forgery; see the pages section for the session and CSRF helpers.
     """
-    if not request.path.startswith("/api/"):
+    if not (request.path.startswith("/api/") or request.path == "/metrics"):
         return
     if SETTINGS.api_token and token_ok(header("Authorization")):
         return
@@ -162,10 +162,15 @@ def require_token():
         raise fail(403, "cross-site request refused", {"Origin": "must be this site"})
     if not SETTINGS.api_token:
         return
-    if session_nonce() is None:
+    if session_nonce() is None:  # (a session cookie is the UI's token)
         raise fail(401, "missing or wrong bearer token", {"Authorization": "Bearer token required"})
     if unsafe and not csrf_ok():
         raise fail(403, "missing or wrong CSRF token", {"csrf_token": "reload the page and try again"})
+
+
+def authenticated() -> bool:
+    """True when no token is set, or the caller has it (bearer header or login session)."""
+    return not SETTINGS.api_token or token_ok(header("Authorization")) or session_nonce() is not None
 
 
 # -- request parsing ------------------------------------------------------------
@@ -457,9 +462,15 @@ def stats():
 
 @routes.get("/health")
 def health():
+    """With a token set, callers without it learn only whether Trawl is healthy."""
+    if wants_html_page() and not authenticated():
+        require_login()
     report = run_checks(DB, SETTINGS)
     code = 200 if report["status"] == "ok" else 503
+    if not authenticated():
+        return json_response({"status": report["status"]}, code, {"Cache-Control": "no-cache"})
     if wants_html_page():
+
         return health_page(report, code)
     return json_response(report, code, {"Cache-Control": "no-cache", "Vary": "Accept"})
 
@@ -479,7 +490,7 @@ def prometheus_lines(data: dict) -> list[str]:
     return lines
 
 
-@routes.get("/metrics")
+@routes.get("/metrics")  # behind the token like /api/* (Prometheus sends it as a bearer token)
 def metrics():
     data = job_rows.stats(DB, time.time() - SETTINGS.worker_dead_after_s)
     body = ("\n".join(prometheus_lines(data)) + "\n").encode()
