@@ -14,7 +14,7 @@ _sys.path.insert(0, _os.path.dirname(_os.path.abspath(__file__)))
 
 from trawl.config import load as _load_settings
 from trawl.early_close import closes_early
-from trawl.netcheck import refuse_public_bind_without_token
+from trawl.netcheck import is_loopback_host, refuse_public_bind_without_token
 
 _settings = _load_settings()
 refuse_public_bind_without_token(_settings)
@@ -42,18 +42,29 @@ def pre_request(worker, req):
 
 
 def when_ready(server):
-    """TCP_NODELAY on the listeners (accepted sockets inherit it on Linux).
+    """Refuse a public bind without a token; TCP_NODELAY on the listeners.
 
-    gunicorn writes the headers and the body with two send() calls; with
-    Nagle's algorithm the body would wait in the kernel for the ACK of the
-    headers, i.e. after the app's close() has already fired the trigger.
+    The bind check above only sees TRAWL_HOST; `--bind` on the command line
+    or in GUNICORN_CMD_ARGS overrides `bind`, so the addresses gunicorn really
+    bound are checked here, before any worker exists to accept a connection.
+
+    TCP_NODELAY (accepted sockets inherit it on Linux): gunicorn writes the
+    headers and the body with two send() calls; with Nagle's algorithm the
+    body would wait in the kernel for the ACK of the headers, i.e. after the
+    app's close() has already fired the trigger.
     """
     import socket
 
+    public = []
     for listener in server.LISTENERS:
         sock = getattr(listener, "sock", listener)
         if sock.family in (socket.AF_INET, socket.AF_INET6):
+            if not is_loopback_host(sock.getsockname()[0]):
+                public.append(str(listener))
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if public and not _settings.api_token:
+        server.halt(reason=f"refusing to serve on {', '.join(public)}: without TRAWL_API_TOKEN the API would be "
+                           "open to the network. Set TRAWL_API_TOKEN=<secret> or bind to 127.0.0.1.", exit_status=1)
 
 
 def on_starting(server):

@@ -383,13 +383,13 @@ def test_upload_line_endings_never_break_anything(web, urls, seps, encoding, jun
 # -- finding 4: the bind check, whatever configured the bind ---------------------------------------------
 
 
-def _gunicorn(tmp_path, extra_args: list[str], **env_extra: str) -> subprocess.Popen:
+def _gunicorn(tmp_path, extra_args: list[str], command: list[str] | None = None, **env_extra: str) -> subprocess.Popen:
     env = {**os.environ, "TRAWL_DATABASE_URL": f"sqlite:///{tmp_path / 'b.db'}", "TRAWL_WEB_WORKERS": "1",
            "TRAWL_AUTOSTART_WORKERS": "0", "TRAWL_RUN_DIR": str(tmp_path / "run"), "TRAWL_HOST": "127.0.0.1",
            "TRAWL_PORT": str(free_port()), **env_extra}
     env.pop("TRAWL_API_TOKEN", None) if "TRAWL_API_TOKEN" not in env_extra else None
-    return subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"),
-                             *extra_args, "app:app"], cwd=ROOT, env=env,
+    command = command or [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), *extra_args, "app:app"]
+    return subprocess.Popen(command, cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
@@ -403,13 +403,16 @@ def _wait_or_kill(proc: subprocess.Popen, timeout: float = 30) -> tuple[int | No
         return None, out.decode(errors="replace")
 
 
-@pytest.mark.parametrize("how", ["GUNICORN_CMD_ARGS", "command line"])
+@pytest.mark.parametrize("how", ["GUNICORN_CMD_ARGS", "command line", "app.py serve"])
 def test_public_bind_without_token_is_refused_however_configured(tmp_path, how):
     port = free_port()
     if how == "GUNICORN_CMD_ARGS":
         proc = _gunicorn(tmp_path, [], GUNICORN_CMD_ARGS=f"--bind 0.0.0.0:{port} --no-control-socket")
-    else:
+    elif how == "command line":
         proc = _gunicorn(tmp_path, ["--bind", f"0.0.0.0:{port}"])
+    else:  # the reproduction
+        proc = _gunicorn(tmp_path, [], [sys.executable, "app.py", "serve"],
+                         GUNICORN_CMD_ARGS=f"--bind 0.0.0.0:{port} --no-control-socket")
     code, out = _wait_or_kill(proc)
     assert code not in (None, 0), f"gunicorn kept serving on 0.0.0.0:{port}: {out[-500:]}"
     assert "refusing to serve" in out and "0.0.0.0" in out
