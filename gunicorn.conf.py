@@ -4,13 +4,22 @@ gevent workers, so hundreds of open SSE streams cost a greenlet each and
 never starve job creation. The early response of POST /api/jobs closes its
 connection here, at the server level: gunicorn ignores an application's
 hop-by-hop `Connection` header and decides keep-alive itself.
+
+Errors gunicorn answers by itself, before the app sees the request (a
+request line over 4094 bytes: 414, a malformed Content-Length, header or
+Host: 400, too many headers: 431), are JSON like the app's: gunicorn has no
+setting for that page, so `util.write_error`, the one function that writes
+it, is replaced below.
 """
 
+import json as _json
 import os as _os
 import sys as _sys
 
 # The engine package sits beside this file, wherever gunicorn is started from.
 _sys.path.insert(0, _os.path.dirname(_os.path.abspath(__file__)))
+
+import gunicorn.util as _gunicorn_util  # noqa: E402 - after the path set-up, like the rest
 
 from trawl.config import load as _load_settings
 from trawl.early_close import closes_early
@@ -65,6 +74,17 @@ def when_ready(server):
     if public and not _settings.api_token:
         server.halt(reason=f"refusing to serve on {', '.join(public)}: without TRAWL_API_TOKEN the API would be "
                            "open to the network. Set TRAWL_API_TOKEN=<secret> or bind to 127.0.0.1.", exit_status=1)
+
+
+def _json_error(sock, status_int, reason, mesg):
+    """gunicorn's own error answers (bad request line, headers, Content-Length) as JSON like the app's."""
+    body = _json.dumps({"error": reason.lower(), "fields": {"request": mesg} if mesg else {}}).encode()
+    head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n")
+    _gunicorn_util.write_nonblock(sock, head.encode("latin-1") + body)
+
+
+_gunicorn_util.write_error = _json_error
 
 
 def on_starting(server):
