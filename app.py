@@ -14,11 +14,13 @@ import io
 import json
 import os
 import secrets
+import socket
 import sys
 import time
 from urllib.parse import quote, urlsplit
 
 import bottle
+import gevent
 from bottle import Bottle, HTTPResponse, request, response
 
 from trawl import config, progress, trigger
@@ -76,8 +78,8 @@ def fail(status: int, error: str, fields: dict | None = None) -> HTTPResponse:
 
 
 ERROR_MESSAGES = {400: "bad request", 403: "forbidden", 404: "not found", 405: "method not allowed",
-                  411: "length required", 413: "request body too large", 415: "unsupported content type",
-                  500: "internal error", 503: "service unavailable"}
+                  408: "request timeout", 411: "length required", 413: "request body too large",
+                  415: "unsupported content type", 500: "internal error", 503: "service unavailable"}
 
 
 def error_page(err: bottle.HTTPError):
@@ -135,6 +137,40 @@ def require_known_host():
     if host and not is_allowed_host(host, SETTINGS.allowed_host_names):
         raise fail(421, "this server does not answer to that host name",
                    {"Host": "use 127.0.0.1 or localhost, or add the name to TRAWL_ALLOWED_HOSTS"})
+
+
+def read_body_in_time():
+    """Read the request body within TRAWL_BODY_READ_TIMEOUT_S, or answer 408 and drop the connection.
+
+    A client announcing a 1 MB body and sending 12 bytes would otherwise hold
+    its connection (and a greenlet) until it gave up. The deadline covers the
+    whole body under gevent and every single read under any worker class;
+    bodies above the size limit are left unread for the 413 of their route.
+    """
+    sock = request.environ.get("gunicorn.socket")
+    length = request.content_length
+    chunked = "chunked" in header("Transfer-Encoding").lower()
+    if sock is None or not (length > 0 or chunked) or length > SETTINGS.max_body_bytes:
+        return
+    budget = SETTINGS.body_read_timeout_s
+    previous = sock.gettimeout()
+    sock.settimeout(budget)
+    try:
+        with gevent.Timeout(budget, TimeoutError):
+            request.body  # noqa: B018 - Bottle reads the body now and keeps it for the route
+    except OSError:  # socket.timeout is a TimeoutError
+        # Nothing more will be read: the server finds the stream at its end and closes.
+        _shutdown_reading(sock)
+        raise fail(408, "request body not received in time", {"body": f"not received within {budget:g} s"}) from None
+    finally:
+        sock.settimeout(previous)
+
+
+def _shutdown_reading(sock) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RD)
+    except OSError:
+        pass
 
 
 # -- auth ------------------------------------------------------------------------
@@ -357,7 +393,6 @@ def stream_events(job_id: str):
             return None
         return progress.progress_document(job, registry.count_live_workers(db, job_id, dead_after_s))
 
-
     response.content_type = "text/event-stream"
     response.set_header("Cache-Control", "no-cache")
     response.set_header("X-Accel-Buffering", "no")
@@ -470,7 +505,6 @@ def health():
     if not authenticated():
         return json_response({"status": report["status"]}, code, {"Cache-Control": "no-cache"})
     if wants_html_page():
-
         return health_page(report, code)
     return json_response(report, code, {"Cache-Control": "no-cache", "Vary": "Accept"})
 
@@ -721,6 +755,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         web.error(code)(error_page)
     # In this order: a foreign Host learns nothing, not even whether it needs a token.
     web.add_hook("before_request", require_known_host)
+    web.add_hook("before_request", read_body_in_time)
     web.add_hook("before_request", require_token)
     web.merge(routes)
     registered = {(r.method, r.rule) for r in web.routes}

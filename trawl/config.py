@@ -51,6 +51,9 @@ class Settings:
 
     # Request limits of the web layer.
     max_body_bytes: int = 4 * 1024 * 1024
+    # A request body must arrive within this long, or 408 and the connection
+    # is closed (a client announcing 1 MB and sending 12 bytes held it).
+    body_read_timeout_s: float = 10.0
     # Worker leases and heartbeats (seconds).
     lease_s: float = 60.0
     heartbeat_s: float = 2.0
