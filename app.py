@@ -43,18 +43,22 @@ class _OfThisApp:
     (a background thread) must take `SETTINGS.get()`, the object itself.
     """
 
-    def __init__(self, key: str):
-        self._key = key
+    def __init__(self, key: str, name: str):
+        self._key, self._name = key, name
 
     def get(self):
-        return request.app.config[self._key]
+        try:
+            return request.app.config[self._key]
+        except RuntimeError:  # Bottle: "Request context not initialized."
+            raise RuntimeError(f"{self._name} read outside a request: pass {self._name}.get(), the object "
+                               "itself, to code that runs later or in another thread") from None
 
     def __getattr__(self, name: str):
-        return getattr(request.app.config[self._key], name)
+        return getattr(self.get(), name)
 
 
-SETTINGS: Settings = _OfThisApp("trawl.settings")  # type: ignore[assignment]
-DB: Database = _OfThisApp("trawl.db")  # type: ignore[assignment]
+SETTINGS: Settings = _OfThisApp("trawl.settings", "SETTINGS")  # type: ignore[assignment]
+DB: Database = _OfThisApp("trawl.db", "DB")  # type: ignore[assignment]
 
 # Routes are declared on this template and copied into every app that
 # create_app builds (Bottle.merge); the hooks and error pages are per app.

@@ -203,22 +203,25 @@ class InProcess:
         return call_wsgi(self.app, method, target, body, headers)
 
 
-def make_in_process(tmp: Path, **settings_env: str) -> InProcess:
+def make_in_process(tmp: Path, database=None, **settings_env: str) -> InProcess:
+    """An app over `database` (default: a new SQLite file in `tmp`), settings from `settings_env`."""
     from app import create_app
     from trawl import config
     from trawl.store import open_database
 
-    env = {"TRAWL_DATABASE_URL": f"sqlite:///{tmp / 'app.db'}", "TRAWL_AUTOSTART_WORKERS": "0",
-           "TRAWL_RUN_DIR": str(tmp / "run"), **settings_env}
+    tmp.mkdir(parents=True, exist_ok=True)
+    url = database.url if database is not None else f"sqlite:///{tmp / 'app.db'}"
+    env = {"TRAWL_DATABASE_URL": url, "TRAWL_AUTOSTART_WORKERS": "0", "TRAWL_RUN_DIR": str(tmp / "run"),
+           **settings_env}
     settings = config.load(env)
-    db = open_database(settings.database_url, migrate_now=True)
-    return InProcess(create_app(settings, db), db, settings)
+    database = database or open_database(url, migrate_now=True)
+    return InProcess(create_app(settings, database), database, settings)
 
 
 @pytest.fixture
 def web(tmp_path):
     """The app in-process, no token, on a fresh SQLite database."""
-    inproc = make_in_process(tmp_path)
+    inproc = make_in_process(tmp_path / "web")
     yield inproc
     inproc.db.close()
 
@@ -226,6 +229,12 @@ def web(tmp_path):
 @pytest.fixture
 def locked_web(tmp_path):
     """The app in-process with TRAWL_API_TOKEN=s3cret."""
-    inproc = make_in_process(tmp_path, TRAWL_API_TOKEN="s3cret")
+    inproc = make_in_process(tmp_path / "locked", TRAWL_API_TOKEN="s3cret")
     yield inproc
     inproc.db.close()
+
+
+@pytest.fixture
+def api(tmp_path, db):
+    """The app in-process, no token, over the `db` fixture: once on SQLite, once on MariaDB."""
+    return make_in_process(tmp_path, db)
