@@ -220,7 +220,9 @@ def int_param(name: str, default: int, low: int, high: int) -> int:
     raw = request.query.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    # ASCII digits only: str.isdigit() also takes "²", which int() refuses, and
+    # int() refuses more than 4300 digits; no bound here needs more than 12.
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 12) or not low <= int(raw) <= high:
         raise fail(400, f"invalid query parameter {name}", {name: f"must be a whole number from {low} to {high}"})
     return int(raw)
 

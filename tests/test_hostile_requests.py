@@ -160,6 +160,37 @@ def test_non_utf8_header_on_a_page_with_a_token(locked_web):
                                     {header: b"\xe9", "Content-Type": "application/x-www-form-urlencoded"}))
 
 
+# Numbers that str.isdigit() accepts but int() refuses ("²"), or too long for int() (4300 digits).
+ODD_NUMBERS = ["%B2", "%C2%B2", "9" * 5000, "%EF%BC%91", "%D9%A3", "1%00", "-1", "+1", " 1"]
+
+
+@pytest.mark.parametrize("number", ODD_NUMBERS)
+def test_odd_numbers_in_query_parameters_are_a_400_or_ignored(web, number):
+    job_id = new_job(web)
+    for path in ("/api/jobs?limit=", f"/api/jobs/{job_id}/emails?limit=", f"/api/jobs/{job_id}/emails?offset=",
+                 f"/api/jobs/{job_id}/pages?offset=", f"/api/jobs/{job_id}/pages?limit="):
+        reply = web.call("GET", path + number)
+        assert_sane(reply)
+        assert reply.status in (200, 400)
+
+
+@pytest.mark.parametrize("number", ["²", "9" * 5000, "１", " 1 "])
+def test_odd_last_event_ids_start_the_stream_from_scratch(web, number):
+    from tests.wsgi import environ_for
+
+    job_id = new_job(web)
+    job_rows.apply_action(web.db, job_id, "cancel")  # finished: the stream ends after done
+    for env in (environ_for("GET", f"/api/jobs/{job_id}/events", b"", {"Last-Event-ID": number.encode()}),
+                environ_for("GET", f"/api/jobs/{job_id}/events?lastEventId={quote(number)}", b"", {})):
+        started = {}
+        frames = web.app(env, lambda status, headers, exc_info=None: started.setdefault("status", status))
+        body = b"".join(frames)
+        getattr(frames, "close", lambda: None)()
+        assert started["status"].startswith("200"), body
+        assert b"event: progress" in body and b"event: done" in body
+        assert "Traceback" not in env["wsgi.errors"].getvalue()
+
+
 # -- finding 1 (login) and 2: the next= of /login ---------------------------------------------
 
 HOSTILE_NEXT = [
@@ -356,6 +387,25 @@ def test_raw_header_bytes_never_break_anything(web, locked_web, data, locked):
     reply = target.call(method, path, body, headers)
     assert_sane(reply)
     assert_nothing_half_stored(target, before, reply)
+
+
+QUERY_TARGETS = ["/api/jobs", "/api/jobs/{}/emails", "/api/jobs/{}/pages", "/", "/login", "/api/jobs/nope/events",
+                 "/api/jobs/{}/progress"]
+QUERY_NAMES = ["limit", "offset", "before", "status", "q", "format", "state", "from", "next", "lastEventId", "site"]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_raw_query_bytes_never_break_anything(web, data):
+    from urllib.parse import quote_from_bytes
+
+    job_id = new_job(web)
+    path = data.draw(st.sampled_from(QUERY_TARGETS)).format(job_id)
+    params = data.draw(st.dictionaries(st.sampled_from(QUERY_NAMES), st.binary(max_size=12) | st.sampled_from(
+        [b"9" * 5000, b"\xb2", b"csv", b"json", b"failed", job_id.encode()]), max_size=3))
+    query = "&".join(f"{k}={quote_from_bytes(v)}" for k, v in params.items())
+    reply = web.call("GET", f"{path}?{query}")
+    assert_sane(reply)
 
 
 separators = st.sampled_from(["\r", "\n", "\r\n", "\n\r", ",", ";", "\r\r", " ", "\t", "\x00", "\x0b", "\x0c",

@@ -110,8 +110,10 @@ def sse_event(event: str, data: dict | str, event_id: int | None = None) -> byte
 
 
 def parse_last_event_id(raw: str | None) -> int | None:
-    if raw and raw.strip().isdigit():
-        return int(raw.strip())
+    raw = (raw or "").strip()
+    # ASCII digits only ("²" passes isdigit() but not int()), and no longer than a version can be.
+    if raw.isascii() and raw.isdigit() and len(raw) <= 19:
+        return int(raw)
     return None
 
 
