@@ -538,6 +538,19 @@ def test_gunicorns_own_errors_are_json(slow_body_server, payload, status):
     assert doc["error"] and isinstance(doc["fields"], dict)
 
 
+@pytest.mark.parametrize("header", [b"Authorization: Bearer \xe9", b"Origin: http://\xe9", b"Sec-Fetch-Site: \xe9",
+                                    b"Accept: \xe9", b"Cookie: trawl_session=\xe9\xff", b"Host: \xe9"])
+def test_non_utf8_headers_on_the_wire(slow_body_server, header):
+    for request_line in (b"GET /health HTTP/1.1", b"GET /api/jobs HTTP/1.1", b"POST /api/jobs HTTP/1.1"):
+        extra = b"" if header.startswith(b"Host:") else b"Host: 127.0.0.1\r\n"
+        body = b'{"urls": ["http://a.example/"]}' if request_line.startswith(b"POST") else b""
+        data = _raw(slow_body_server, request_line + b"\r\n" + extra + header + b"\r\nConnection: close\r\n"
+                    b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        status = int(data.split(b" ", 2)[1])
+        assert status < 500, data[:300]
+        assert b"Content-Type: application/json" in data.partition(b"\r\n\r\n")[0]
+
+
 # -- the /login?next= cases in Chromium --------------------------------------------------------------------
 
 
