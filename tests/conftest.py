@@ -1,4 +1,8 @@
-"""Fixtures that start real things: databases (SQLite and MariaDB) and gunicorn.
+"""Fixtures that start real things: databases (SQLite and MariaDB), gunicorn, and the app in-process.
+
+`web`, `locked_web` and `api` are apps from `create_app` called through
+tests/wsgi.py (no socket): fast enough for validation, auth and property
+tests; gunicorn is for what needs the real server.
 
 MariaDB tests use the server at 127.0.0.1:3306 (root, no password) with a
 fresh database per test session, dropped at the end. When it cannot be

@@ -13,6 +13,7 @@ import http.server
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -433,12 +434,15 @@ def test_upload_line_endings_never_break_anything(web, urls, seps, encoding, jun
 # -- finding 4: the bind check, whatever configured the bind ---------------------------------------------
 
 
-def _gunicorn(tmp_path, extra_args: list[str], command: list[str] | None = None, **env_extra: str) -> subprocess.Popen:
+def _gunicorn(tmp_path, extra_args: list[str], command: list[str] | None = None,
+             **env_extra: str) -> subprocess.Popen:
     env = {**os.environ, "TRAWL_DATABASE_URL": f"sqlite:///{tmp_path / 'b.db'}", "TRAWL_WEB_WORKERS": "1",
            "TRAWL_AUTOSTART_WORKERS": "0", "TRAWL_RUN_DIR": str(tmp_path / "run"), "TRAWL_HOST": "127.0.0.1",
            "TRAWL_PORT": str(free_port()), **env_extra}
-    env.pop("TRAWL_API_TOKEN", None) if "TRAWL_API_TOKEN" not in env_extra else None
-    command = command or [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), *extra_args, "app:app"]
+    if "TRAWL_API_TOKEN" not in env_extra:
+        env.pop("TRAWL_API_TOKEN", None)
+    command = command or [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"),
+                          *extra_args, "app:app"]
     return subprocess.Popen(command, cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
@@ -468,23 +472,25 @@ def test_public_bind_without_token_is_refused_however_configured(tmp_path, how):
     assert "refusing to serve" in out and "0.0.0.0" in out
 
 
-def test_public_bind_with_a_token_is_served(tmp_path):
-    port = free_port()
-    proc = _gunicorn(tmp_path, [], GUNICORN_CMD_ARGS=f"--bind 0.0.0.0:{port} --no-control-socket",
-                     TRAWL_API_TOKEN=TOKEN)
-    try:
-        import time
+@pytest.mark.parametrize("address, token", [("0.0.0.0", TOKEN), ("127.0.0.2", None)])
+def test_bound_sockets_that_pass_the_check_are_served(tmp_path, address, token):
+    """A public bind with a token (the API then needs it), or another loopback address without one."""
+    import time
 
+    port = free_port()
+    proc = _gunicorn(tmp_path, [], GUNICORN_CMD_ARGS=f"--bind {address}:{port} --no-control-socket",
+                     **({"TRAWL_API_TOKEN": token} if token else {}))
+    try:
         deadline = time.monotonic() + 20
         status = None
         while status is None and time.monotonic() < deadline and proc.poll() is None:
             try:
-                status = call("GET", f"http://127.0.0.1:{port}/health", timeout=2).status
+                status = call("GET", f"http://{'127.0.0.1' if token else address}:{port}/api/jobs", timeout=2).status
             except OSError:
                 time.sleep(0.1)
-        assert status in (200, 503)
+        assert status == (401 if token else 200)
     finally:
-        proc.terminate()
+        proc.send_signal(signal.SIGQUIT)  # gunicorn's quick shutdown
         _wait_or_kill(proc)
 
 
