@@ -17,6 +17,7 @@ import secrets
 import socket
 import sys
 import time
+import weakref
 from urllib.parse import quote, urlsplit
 
 import bottle
@@ -39,8 +40,10 @@ class _OfThisApp:
 
     Each app from `create_app` carries its own (in `app.config`), so two apps
     with different settings can live in one process (the tests do). Route
-    code reads `SETTINGS.x` / `DB` as before; code that outlives the request
-    (a background thread) must take `SETTINGS.get()`, the object itself.
+    code reads `SETTINGS.x` / `DB` as before. Outside a request (a thread the
+    request started) they mean the process's only app, as under gunicorn;
+    with several apps that is ambiguous and refused: such code should be
+    handed `SETTINGS.get()`, the object itself.
     """
 
     def __init__(self, key: str, name: str):
@@ -49,9 +52,13 @@ class _OfThisApp:
     def get(self):
         try:
             return request.app.config[self._key]
-        except RuntimeError:  # Bottle: "Request context not initialized."
-            raise RuntimeError(f"{self._name} read outside a request: pass {self._name}.get(), the object "
-                               "itself, to code that runs later or in another thread") from None
+        except RuntimeError:  # Bottle: "Request context not initialized." (another thread)
+            pass
+        apps = list(_APPS)
+        if len(apps) == 1:
+            return apps[0].config[self._key]
+        raise RuntimeError(f"{self._name} read outside a request with {len(apps)} apps in this process: "
+                           f"pass {self._name}.get(), the object itself, to code that runs in another thread")
 
     def __getattr__(self, name: str):
         return getattr(self.get(), name)
@@ -59,6 +66,8 @@ class _OfThisApp:
 
 SETTINGS: Settings = _OfThisApp("trawl.settings", "SETTINGS")  # type: ignore[assignment]
 DB: Database = _OfThisApp("trawl.db", "DB")  # type: ignore[assignment]
+
+_APPS: weakref.WeakSet[Bottle] = weakref.WeakSet()  # every app create_app made (one under gunicorn)
 
 # Routes are declared on this template and copied into every app that
 # create_app builds (Bottle.merge); the hooks and error pages are per app.
@@ -767,6 +776,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     registered = {(r.method, r.rule) for r in web.routes}
     missing = [rule for rule in EARLY_CLOSE_ROUTES if ("POST", rule) not in registered]
     assert not missing, f"EARLY_CLOSE_ROUTES names routes app.py does not have: {missing}"
+    _APPS.add(web)
     return web
 
 

@@ -341,6 +341,35 @@ def test_two_apps_in_one_process_keep_their_own_settings_and_database(web, locke
     assert web.call("GET", f"/api/jobs/{job_id}").status == 200
 
 
+def test_settings_outside_a_request_mean_the_only_app_or_are_refused(web):
+    """A thread a request starts (the worker trigger) may read SETTINGS when the process has one app."""
+    import os
+    import subprocess
+    import sys
+    import threading
+
+    import app as app_module
+    from tests.conftest import ROOT
+
+    seen = []
+    reader = threading.Thread(target=lambda: seen.append(_outcome(lambda: app_module.SETTINGS.port)))
+    reader.start()
+    reader.join()
+    assert "apps in this process" in seen[0]  # the test process has several
+    code = ("import threading, app; out = []; t = threading.Thread(target=lambda: out.append(app.SETTINGS.port)); "
+            "t.start(); t.join(); print(out[0])")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "TRAWL_PORT": "18123"})
+    assert out.stdout.strip() == "18123", out.stderr
+
+
+def _outcome(fn) -> str:
+    try:
+        return repr(fn())
+    except RuntimeError as exc:
+        return str(exc)
+
+
 # -- one place for error mapping and for the early-close routes ------------------
 
 
