@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass, field
 
 from trawl.jobs import RUNNABLE, Status, next_status, stored_options
-from trawl.store import sites
+from trawl.store import deliveries, sites
 from trawl.store.database import Database, Session
 from trawl.urls import canonicalize, host_of, registered_domain, url_hash
 
@@ -595,11 +595,14 @@ def complete_if_done(db: Database, job_id: str) -> bool:
                 return False
         now = time.time()
         target = next_status(job["status"], "complete")
-        return s.execute(
+        completed = s.execute(
             "UPDATE jobs SET status = ?, started_at = COALESCE(started_at, ?), finished_at = ?, "
             "updated_at = ?, version = version + 1 WHERE id = ? AND status = ?",
             (target.value, now, now, now, job_id, job["status"]),
         ) == 1
+        if completed:
+            deliveries.job_ended(s, job_id, now)
+        return completed
 
     return db.retrying(run)
 

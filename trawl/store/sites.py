@@ -268,6 +268,9 @@ def count_by_state(db: Database, job_id: str) -> dict[str, int]:
     return counts
 
 
-def csv_row(doc: dict) -> list:
-    return [doc["site"], doc["seed"], doc["state"], doc["pages"]["done"], doc["pages"]["failed"],
-            doc["pages"]["skipped"], doc["emails"], doc["own_emails"], doc["error"] or ""]
+def csv_records(docs: Iterable[dict]) -> Iterator[dict]:
+    """Site documents flattened to the CSV_FIELDS columns."""
+    for doc in docs:
+        pages = doc["pages"]
+        yield {**doc, "pages_done": pages["done"], "pages_failed": pages["failed"],
+               "pages_skipped": pages["skipped"]}
