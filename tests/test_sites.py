@@ -196,26 +196,37 @@ def test_state_filter_paging_sorting_and_delete(db):
 # ---------------------------------------------------------------- a real crawl over real servers
 
 
-@pytest.fixture
-def mixed_sites():
-    """A normal site, one whose robots.txt refuses all, a closed port and a name that does not resolve."""
+def start_mixed_sites():
+    """Two normal sites, one whose robots.txt refuses all, a closed port and a name that does not resolve.
+
+    Returns (seeds by expected state, ground truth of the first normal site, started servers).
+    """
     from tests.conftest import free_port
     from tests.site import TestSite, generate_site
 
     normal = TestSite(host="127.0.0.2").start()
     truth = generate_site(normal, pages=8, links_per_page=3, emails_per_page=2, seed=14)
+    other = TestSite(host="127.0.0.5").start()
+    other.add_page("/", "<p>Write to hello@northwind-mail.com or sales@northwind-mail.com</p>")
     closed_by_robots = TestSite(host="127.0.0.3").start()
     closed_by_robots.add_page("/", '<a href="/a.html">a</a> boss@example.com')
     closed_by_robots.set_robots("User-agent: *\nDisallow: /\n")
     seeds = {
         "done": normal.url("/"),
+        "done-too": other.url("/"),
         "blocked": closed_by_robots.url("/"),
         "refused": f"http://127.0.0.4:{free_port()}/",  # nobody listens there
         "dns": "http://no-such-host.trawl-test.invalid/",
     }
-    yield seeds, truth, closed_by_robots
-    normal.stop()
-    closed_by_robots.stop()
+    return seeds, truth, [normal, other, closed_by_robots]
+
+
+@pytest.fixture
+def mixed_sites():
+    seeds, truth, servers = start_mixed_sites()
+    yield seeds, truth, servers[2]
+    for server in servers:
+        server.stop()
 
 
 def crawl(db, urls: list[str], **options) -> str:
@@ -233,7 +244,8 @@ def test_each_site_of_a_mixed_job_ends_in_its_state(db, mixed_sites):
     job_id = crawl(db, list(seeds.values()))
     assert job_rows.load_job(db, job_id)["status"] == "completed"
     rows = site_rows(db, job_id)
-    assert sorted(rows) == ["127.0.0.2", "127.0.0.3", "127.0.0.4", "no-such-host.trawl-test.invalid"]
+    assert sorted(rows) == ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5",
+                            "no-such-host.trawl-test.invalid"]
 
     done = rows["127.0.0.2"]
     assert done["state"] == "done" and done["error"] is None
@@ -254,8 +266,9 @@ def test_each_site_of_a_mixed_job_ends_in_its_state(db, mixed_sites):
     dns = rows["no-such-host.trawl-test.invalid"]
     assert dns["state"] == "unreachable"
     assert "resolve" in dns["error"].lower()
-    assert {e["site"] for e in results_emails(db, job_id)} == {"127.0.0.2"}
-    assert sites.count_by_state(db, job_id) == {"pending": 0, "crawling": 0, "done": 1,
+    assert rows["127.0.0.5"]["emails"] == 2 and rows["127.0.0.5"]["state"] == "done"
+    assert {e["site"] for e in results_emails(db, job_id)} == {"127.0.0.2", "127.0.0.5"}
+    assert sites.count_by_state(db, job_id) == {"pending": 0, "crawling": 0, "done": 2,
                                                 "unreachable": 2, "blocked": 1}
     assert_sites_match_rows(db, job_id)
 
