@@ -157,6 +157,9 @@ class Notifier:
         c.setopt(pycurl.NOSIGNAL, 1)
         c.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
         c.setopt(pycurl.FOLLOWLOCATION, 0)
+        # No pooled connections: a worker forked from the supervisor must not
+        # inherit an idle (TLS) connection of ours and close it on exit.
+        c.setopt(pycurl.FORBID_REUSE, 1)
         c.setopt(pycurl.PROXY, "")  # the guard must see the receiver, not a proxy
         c.setopt(pycurl.CONNECTTIMEOUT_MS, int(min(s.connect_timeout_s, s.notify_timeout_s) * 1000))
         c.setopt(pycurl.TIMEOUT_MS, int(s.notify_timeout_s * 1000))
