@@ -10,8 +10,15 @@ match them, in the states a broad crawl ends with. Then gunicorn
 sends `--requests` requests per query shape, measuring each round trip:
 the first page (`?limit=50`, the target), a page deep in the list, a state
 filter, the sort by addresses, and the page's own call (counts included).
-p50/p99 per shape. Nothing is asserted: this prints a table. Bounded: the
-server has a start timeout and every request a 10 s timeout.
+p50/p99 per shape.
+
+`--commit-batches N` measures what the site rows add to a commit batch:
+N batches of 100 outcomes (each with 10 new links and 2 addresses, spread
+over 50 sites) through `frontier.commit_batch`, alternating blocks of 10
+with the site bookkeeping switched on and off (patched out) on the same
+database, so both see the same load. Nothing is asserted: this prints
+tables. Bounded: the server has a start timeout and every request a 10 s
+timeout.
 """
 
 from __future__ import annotations
@@ -116,13 +123,52 @@ def measure(port: int, path: str, n: int) -> tuple[float, float]:
     return percentile(times, 0.5), percentile(times, 0.99)
 
 
+def commit_cost(db, batches: int) -> dict[bool, list[float]]:
+    """ms per commit_batch with (True) and without (False) the site bookkeeping."""
+    from trawl.jobs import JobOptions
+    from trawl.store import frontier, job_rows, sites
+    from trawl.store.frontier import NewPage, PageOutcome
+    from trawl.urls import url_hash
+
+    job_id = job_rows.insert_job(db, JobOptions(urls=[f"http://s{i:02d}.com/" for i in range(50)],
+                                                max_pages=1_000_000))["id"]
+    frontier.expand_seeds(db, job_id)
+    real = (frontier._record_sites, sites.last_page_id)
+    times: dict[bool, list[float]] = {True: [], False: []}
+    serial = 0
+    for block in range(batches // 10):
+        on = block % 2 == 0
+        frontier._record_sites, sites.last_page_id = real if on else (lambda *a: None, lambda s: 0)
+        for _ in range(10):
+            claimed = frontier.claim_pages(db, job_id, "bench", 100, lease_s=60)
+            outcomes = []
+            for page in claimed:
+                links = []
+                for _ in range(10):
+                    serial += 1
+                    url = f"http://{page.site}/p/{serial}.html"
+                    links.append(NewPage(url, url_hash(url), page.site, page.site, 1))
+                serial += 1
+                emails = {f"a{serial}@{page.site}": {"text"}, f"team@{page.site}": {"mailto"}}
+                outcomes.append(PageOutcome(page, "done", 200, 15_000, None, links, emails))
+            started = time.perf_counter()
+            frontier.commit_batch(db, job_id, outcomes, 1_000_000)
+            times[on].append((time.perf_counter() - started) * 1000)
+    frontier._record_sites, sites.last_page_id = real
+    return times
+
+
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sites", type=int, default=20_000)
     p.add_argument("--pages", type=int, default=1_000_000)
     p.add_argument("--db", default="sqlite,mysql")
     p.add_argument("--requests", type=int, default=400)
+    p.add_argument("--commit-batches", type=int, default=0, metavar="N",
+                   help="measure the commit cost of the site rows instead (e.g. 400)")
     args = p.parse_args(argv)
+    if args.commit_batches:
+        return main_commit(args)
 
     from tests.conftest import start_server
     from trawl.store import open_database
@@ -133,6 +179,7 @@ def main(argv: list[str]) -> int:
         ("?state=unreachable&limit=50", "/sites?state=unreachable&limit=50"),
         ("?sort=-emails&limit=50", "/sites?sort=-emails&limit=50"),
         ("job page (limit=25, counts)", "/sites?limit=25&offset=0&sort=site&counts=1"),
+        ("baseline: /progress (one job row)", "/progress"),
     ]
     print(f"{args.sites:,} sites, {args.pages:,} pages; {args.requests} requests per row; "
           "round trips on one keep-alive connection")
@@ -160,6 +207,35 @@ def main(argv: list[str]) -> int:
             db.close()
             if drop:
                 drop()
+    return 0
+
+
+def main_commit(args) -> int:
+    from trawl.store import open_database
+
+    print(f"commit_batch of 100 outcomes (10 new links, 2 addresses each), {args.commit_batches} batches, "
+          "blocks of 10 alternating")
+    print(f"{'db':8} {'sites':5} {'mean ms':>8} {'p50 ms':>8} {'p90 ms':>8}")
+    for kind in args.db.split(","):
+        tmp = Path(tempfile.mkdtemp(prefix="trawl-bench-commit-"))
+        drop = None
+        url = f"sqlite:///{tmp / 'commit.db'}" if kind == "sqlite" else None
+        if kind == "mysql":
+            url, drop = mysql_database()
+        db = open_database(url, migrate_now=True)
+        try:
+            times = commit_cost(db, args.commit_batches)
+        finally:
+            db.close()
+            if drop:
+                drop()
+        means = {}
+        for on in (False, True):
+            ms = times[on]
+            means[on] = sum(ms) / len(ms)
+            print(f"{kind:8} {'on' if on else 'off':5} {means[on]:8.2f} {percentile(ms, .5):8.2f} "
+                  f"{percentile(ms, .9):8.2f}")
+        print(f"{kind:8} site rows add {100 * (means[True] / means[False] - 1):+.1f} % per batch")
     return 0
 
 

@@ -12,7 +12,7 @@ killed with SIGKILL loses nothing but time.
 Lock order. Every write transaction here starts by locking the job's row
 (`SELECT ... FOR UPDATE` on MySQL/MariaDB; SQLite's BEGIN IMMEDIATE already
 serialises writers), then touches pages, then emails, then updates the job
-counters. One order for everybody means claims, commits, releases and
+counters, then the sites of the batch (trawl/store/sites.py). One order for everybody means claims, commits, releases and
 sweeps of a job queue behind each other instead of deadlocking (a claim
 holding page locks while a commit holding the job row inserts a link onto
 one of them is the classic SQL-queue deadlock). The transactions are small

@@ -41,14 +41,15 @@ SITE_FIELDS = ("site", "seed", "state", "pages_done", "pages_failed", "pages_ski
                "emails", "own_emails", "error")
 CSV_FIELDS = ("site", "seed", "state", "pages_done", "pages_failed", "pages_skipped",
               "emails", "own_emails", "error")
-# ?sort= of the API -> ORDER BY; each has an index or is the primary key.
+# ?sort= of the API -> ORDER BY. Each walks an index of (job_id, ...) forwards
+# or backwards (ties break the same way), so a page costs its rows, not the job's.
 SORTS = {
     "site": "site",
     "-site": "site DESC",
     "emails": "emails, site",
-    "-emails": "emails DESC, site",
+    "-emails": "emails DESC, site DESC",
     "state": "state, site",
-    "-state": "state DESC, site",
+    "-state": "state DESC, site DESC",
 }
 # The robots refusal the worker records on a page (trawl/robots.py wording).
 ROBOTS_REFUSAL = "disallowed by robots.txt"
