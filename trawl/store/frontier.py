@@ -429,7 +429,7 @@ def commit_batch(db: Database, job_id: str, outcomes: list[PageOutcome], max_pag
         accepted = _write_outcomes(s, outcomes, now)
         report.accepted, report.lost = len(accepted), len(outcomes) - len(accepted)
         room = max_pages - int(job["pages_discovered"])
-        last_id = sites.last_page_id(s)
+        last_id = sites.last_page_id(s) if any(o.links for o in accepted) else None
         _store_links(s, job_id, accepted, room, report)
         new_emails = _store_emails(s, job_id, accepted, now)
         report.new_emails = len(new_emails)

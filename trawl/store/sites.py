@@ -8,10 +8,10 @@ link led to it. Site rows are created when the seeds are expanded.
 
 Counters. A site's `pages_*`, `emails`, `own_emails` move in the same
 transaction as the job's counters (frontier.commit_batch, behind the job's
-row lock), by the rows that transaction really changed, in two statements
-per batch and per 100 sites: the counters by CASE on the site, then the
-state from the counters. They are two because MySQL evaluates a SET list
-left to right on the new values and SQLite on the old ones. New pages are
+row lock), by the rows that transaction really changed, in one UPDATE per
+batch and per 100 sites (`apply_deltas`: the new state from the old
+counters plus the batch's deltas, then the counters by CASE on the site),
+plus two reads when the batch inserted pages. New pages are
 attributed to sites by reading back the ids above the highest one before the
 insert: the job's new rows are exactly those, as nobody else inserts pages
 of this job while we hold its row lock.
@@ -96,8 +96,15 @@ def last_page_id(s: Session) -> int:
 
 
 def new_pages_by_site(s: Session, job_id: str, after_id: int) -> dict[str, int]:
+    """Pages inserted since `after_id`, counted per site.
+
+    Read by the primary-key range only: left to itself SQLite's planner
+    walks the job's index instead, which made every batch cost O(pages of
+    the job) (measured: +30 % per batch at 400,000 pages).
+    """
     return {r["site"]: int(r["n"]) for r in s.all(
-        "SELECT site, COUNT(*) AS n FROM pages WHERE id > ? AND job_id = ? GROUP BY site",
+        f"SELECT site, COUNT(*) AS n FROM pages{s.dialect.primary_key_only} "
+        "WHERE id > ? AND job_id = ? GROUP BY site",
         (after_id, job_id))}
 
 
@@ -137,12 +144,27 @@ def record_batch(s: Session, job_id: str, outcomes: list, new_pages: dict[str, i
 
 
 def apply_deltas(s: Session, job_id: str, deltas: dict[str, SiteDelta]) -> None:
+    """One UPDATE per 100 sites: the new state first, then the counters.
+
+    The state is computed from the old counters plus this batch's deltas,
+    and assigned before any counter: MySQL evaluates a SET list left to
+    right on the values assigned so far, SQLite on the old row, and both
+    read the old row for the first assignment.
+    """
     items = sorted(deltas.items())
     for start in range(0, len(items), _CHUNK):
         chunk = items[start:start + _CHUNK]
         sites = [site for site, _ in chunk]
-        whens = " ".join("WHEN ? THEN ?" for _ in chunk)
         sets, args = [], []
+        ended = [(site, d) for site, d in chunk if d.done or d.failed or d.skipped]
+        if ended:
+            whens = []
+            for site, d in ended:
+                whens.append(f"WHEN ? THEN CASE WHEN pages_done + pages_failed + pages_skipped + ? "
+                             f"< pages_discovered THEN 'crawling' ELSE {_final_state(d)} END")
+                args += [site, d.done + d.failed + d.skipped - d.discovered]
+            sets.append(f"state = CASE site {' '.join(whens)} ELSE state END")
+        whens = " ".join("WHEN ? THEN ?" for _ in chunk)
         for column, attr in (("pages_discovered", "discovered"), ("pages_done", "done"),
                              ("pages_failed", "failed"), ("pages_skipped", "skipped"),
                              ("pages_reached", "reached"), ("pages_blocked", "blocked"),
@@ -155,25 +177,19 @@ def apply_deltas(s: Session, job_id: str, deltas: dict[str, SiteDelta]) -> None:
         if errors:
             sets.append(f"error = COALESCE(error, CASE site {' '.join('WHEN ? THEN ?' for _ in errors)} END)")
             args += [x for pair in errors for x in pair]
-        if not sets:
-            continue
-        s.execute(f"UPDATE sites SET {', '.join(sets)} WHERE job_id = ? AND site IN ({_marks(sites)})",
-                  (*args, job_id, *sites))
-        ended = [site for site, d in chunk if d.done or d.failed or d.skipped]
-        if ended:
-            settle_states(s, job_id, ended)
+        if sets:
+            s.execute(f"UPDATE sites SET {', '.join(sets)} WHERE job_id = ? AND site IN ({_marks(sites)})",
+                      (*args, job_id, *sites))
 
 
-_STATE_FROM_COUNTERS = (
-    "CASE WHEN pages_done + pages_failed + pages_skipped < pages_discovered THEN 'crawling' "
-    "WHEN pages_reached > 0 THEN 'done' WHEN pages_blocked > 0 THEN 'blocked' "
-    "ELSE 'unreachable' END"
-)
-
-
-def settle_states(s: Session, job_id: str, sites: list[str]) -> None:
-    s.execute(f"UPDATE sites SET state = {_STATE_FROM_COUNTERS} WHERE job_id = ? AND site IN ({_marks(sites)})",
-              (job_id, *sites))
+def _final_state(d: SiteDelta) -> str:
+    """The state of a site whose pages all ended, given what this batch adds (constants folded here)."""
+    if d.reached:
+        return "'done'"
+    if d.blocked:
+        return "CASE WHEN pages_reached > 0 THEN 'done' ELSE 'blocked' END"
+    return ("CASE WHEN pages_reached > 0 THEN 'done' WHEN pages_blocked > 0 THEN 'blocked' "
+            "ELSE 'unreachable' END")
 
 
 def pages_failed_by_sweep(s: Session, job_id: str, now: float, min_attempts: int) -> dict[str, SiteDelta]:
