@@ -388,3 +388,46 @@ def test_sites_csv_streams_ten_thousand_sites(server, store_of_server):
     assert [r["site"] for r in rows] == [f"shop{i:05d}.co.uk" for i in range(10_000)]
     assert {r["state"] for r in rows} == {"pending"} and rows[7]["seed"] == urls[7]
     print(f"\ngunicorn RSS: {before / 2**20:.1f} MiB before, {after / 2**20:.1f} after a CSV of 10,000 sites")
+
+
+def test_the_sites_surface_over_http_on_both_databases(db, tmp_path):
+    """/sites (JSON, ?state=, CSV) and emails ?site= / JSONL through gunicorn on SQLite and MariaDB."""
+    import csv
+    import io
+    import json
+
+    from tests.conftest import start_server
+    from tests.http import call
+
+    job_id = new_job(db)
+    pages = claim_all(db, job_id)
+    frontier.commit_batch(db, job_id, [
+        outcome(pages["http://www.acme.co.uk/"], emails={"info@acme.co.uk": {"mailto"}}),
+        outcome(pages["http://shop.acme.co.uk/contact"], emails={"sales@acme.co.uk": {"text"}}),
+        outcome(pages["http://b.example.org/"], "skipped", None, "disallowed by robots.txt"),
+        outcome(pages["http://c.example.net/start"], "failed", None, "curl error 6: Could not resolve host"),
+        outcome(pages["http://10.0.0.7/"], emails={"ops@vendor.com": {"text"}}),
+    ], max_pages=100)
+    assert frontier.complete_if_done(db, job_id)
+    server = start_server(tmp_path, database_url=db.url)
+    try:
+        doc = call("GET", server.url(f"/api/jobs/{job_id}/sites")).json()
+        assert doc["total"] == 4 and [s["site"] for s in doc["sites"]] == [
+            "10.0.0.7", "acme.co.uk", "example.net", "example.org"]
+        assert doc["sites"][1] == {"site": "acme.co.uk", "seed": "http://www.acme.co.uk/", "state": "done",
+                                   "pages": {"done": 2, "failed": 0, "skipped": 0}, "emails": 2,
+                                   "own_emails": 2, "error": None}
+        unreachable = call("GET", server.url(f"/api/jobs/{job_id}/sites?state=unreachable")).json()
+        assert [(s["site"], s["error"]) for s in unreachable["sites"]] == [
+            ("example.net", "curl error 6: Could not resolve host")]
+        rows = list(csv.DictReader(io.StringIO(
+            call("GET", server.url(f"/api/jobs/{job_id}/sites?format=csv&state=blocked")).body.decode())))
+        assert [(r["site"], r["state"], r["error"]) for r in rows] == [
+            ("example.org", "blocked", "disallowed by robots.txt")]
+        lines = call("GET", server.url(f"/api/jobs/{job_id}/emails?format=jsonl&site=acme.co.uk")).body
+        assert [json.loads(x)["email"] for x in lines.decode().splitlines()] == [
+            "info@acme.co.uk", "sales@acme.co.uk"]
+        assert call("GET", server.url(f"/api/jobs/{job_id}/emails?site=10.0.0.7")).json()["emails"][0][
+            "site"] == "10.0.0.7"
+    finally:
+        server.stop()
