@@ -68,6 +68,15 @@ class _Server(ThreadingHTTPServer):
     # connections at once, and each drop costs a 1 s retransmit.
     request_queue_size = 1024
     site: TestSite
+    ssl_context = None  # an ssl.SSLContext makes this an HTTPS server
+
+    def get_request(self):
+        sock, address = super().get_request()
+        if self.ssl_context is not None:
+            # The handshake runs on first read, in the request's thread, so a
+            # client that rejects our certificate never blocks accept().
+            sock = self.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, address
 
     def handle_error(self, request, client_address) -> None:
         pass  # clients abort on purpose (cancel, byte caps); that is not an error
@@ -78,8 +87,10 @@ class TestSite:
 
     __test__ = False  # not a pytest test class, despite the name
 
-    def __init__(self, host: str = "127.0.0.1"):
+    def __init__(self, host: str = "127.0.0.1", ssl_context=None, name: str | None = None):
         self.host = host
+        self.ssl_context = ssl_context
+        self.name = name or host  # the host name in URLs (a certificate's name)
         self._routes: dict[str, Handler] = {}
         self._hits: Counter[str] = Counter()
         self._lock = threading.Lock()
@@ -96,6 +107,7 @@ class TestSite:
         self._stopping.clear()
         self._server = _Server((self.host, 0), _RequestHandler)
         self._server.site = self
+        self._server.ssl_context = self.ssl_context
         self._port = self._server.server_address[1]
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -124,7 +136,8 @@ class TestSite:
 
     @property
     def origin(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://{self.name}:{self.port}"
 
     def url(self, path: str = "/") -> str:
         return self.origin + path

@@ -69,6 +69,9 @@ class Settings:
     connect_timeout_s: float = 10.0
     total_timeout_s: float = 30.0
     max_page_bytes: int = 5 * 1024 * 1024
+    # PEM file of CA certificates for verifying crawled sites (private CAs);
+    # empty: the system's CA store.
+    ca_bundle: str = ""
 
 
 _BOOL_TRUE = {"1", "true", "yes", "on"}

@@ -77,8 +77,9 @@ class RobotsPolicy:
                 rules.allow_all = True  # unreadable as text: no rules we can follow
             else:
                 rules.parser = Protego.parse(result.text)
-        elif result.outcome == "refused":
-            # The guard refuses the site's pages too, each with its own reason.
+        elif result.outcome in ("refused", "tls"):
+            # The guard (or the TLS check) refuses the site's pages too, each
+            # with its own reason.
             rules.allow_all = True
         elif status and 400 <= status < 500 and status != 429:
             rules.allow_all = True

@@ -229,6 +229,7 @@ class _JobCrawl:
             concurrency=options.concurrency,
             per_host_connections=options.per_host_connections,
             per_host_delay_s=self.host_delay_s,
+            verify_tls=options.verify_tls,
         )
         self.pages: dict[int, ClaimedPage] = {}  # leased to us, result not committed yet
         self.parked: dict[str, list[ClaimedPage]] = {}  # origin -> pages waiting for robots.txt
