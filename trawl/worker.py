@@ -24,6 +24,7 @@ Everything runs on one thread: the Fetcher drives all transfers from
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -31,7 +32,7 @@ import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from trawl.config import Settings
@@ -40,6 +41,7 @@ from trawl.extract import extract
 from trawl.fetch import Fetcher, FetchResult
 from trawl.jobs import (FINISHED, MAX_SEEDS, RUNNABLE, JobOptions, Status, TransitionRefused,
                         options_from_stored)
+from trawl.priority import link_text_scores, priority, url_score
 from trawl.robots import RobotsPolicy
 from trawl.store import frontier, job_rows
 from trawl.store.database import Database
@@ -71,6 +73,10 @@ class _JobMemory:
     seen: SeenPages
     robots: RobotsPolicy
     hosts: OrderedDict  # host -> None, most recently crawled last
+    # origin -> origin it redirects to with the same path and query
+    # (http://example.com -> https://www.example.com): links are stored
+    # under the target's spelling, so the two spellings are one page.
+    origins: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -383,16 +389,39 @@ class _JobCrawl:
             log.exception("extracting %s failed", page.url)
             self._end(page, FAILED, result, error=f"could not parse the page: {exc!r}")
             return
-        self._end(page, DONE, result, links=self._new_links(page, content.links), emails=content.emails)
+        alias = self._alias(page, final)  # first: it may teach the origin the links should use
+        links = self._new_links(page, content.links, lambda: link_text_scores(result.text or "", final))
+        self._end(page, DONE, result, links=links, emails=content.emails, alias=alias)
 
-    def _new_links(self, page: ClaimedPage, urls: list[str]) -> list[NewPage]:
-        """Links worth offering to the store: in scope, not traps, not known to the filter."""
+    def _alias(self, page: ClaimedPage, final: str) -> NewPage | None:
+        """The redirect target as a page of the same site, so it is never fetched again.
+
+        A redirect that keeps the path and query and changes only the origin
+        teaches this job's memory that origin's new spelling.
+        """
+        if final == page.url:
+            return None
+        source, target = _origin(page.url), _origin(final)
+        if source != target and page.url[len(source):] == final[len(target):] \
+                and len(self.memory.origins) < REMEMBERED_HOSTS:
+            self.memory.origins[source] = target
+        return NewPage(final, url_hash(final), host_of(final), page.site, page.depth, priority(page.depth, url_score(final)))
+
+    def _new_links(self, page: ClaimedPage, urls: list[str],
+                   text_scores: Callable[[], dict[str, int]] = dict) -> list[NewPage]:
+        """Links worth offering to the store: in scope, not traps, not known to the filter.
+
+        Each gets its claim priority from its URL and its link text (contact pages first).
+        """
         depth = page.depth + 1
         if depth > self.options.max_depth or self.capped:
             return []
         same_domain, site, seen = self.options.same_domain, page.site, self.memory.seen
+        origins = self.memory.origins
         links = []
         for url in urls:  # canonical and de-duplicated by extract()
+            if origins:
+                url = _respelled(url, origins)
             host = host_of(url)
             if same_domain and registered_domain(host) != site:
                 continue
@@ -400,11 +429,16 @@ class _JobCrawl:
             if key in seen or looks_like_trap(url):  # a known page passed the trap test before
                 continue
             links.append(NewPage(url, key, host, site, depth))
+        if links:
+            texts = text_scores()
+            links = [dataclasses.replace(link, priority=priority(depth, max(url_score(link.url),
+                                                                             texts.get(link.url, 0))))
+                     for link in links]
         return links
 
     def _end(self, page: ClaimedPage, state: str, result: FetchResult | None = None,
              error: str | None = None, links: list[NewPage] | None = None,
-             emails: dict[str, set[str]] | None = None) -> None:
+             emails: dict[str, set[str]] | None = None, alias: NewPage | None = None) -> None:
         self.outcomes.append(PageOutcome(
             page=page,
             state=state,
@@ -413,6 +447,7 @@ class _JobCrawl:
             error=error,
             links=links or [],
             emails=emails or {},
+            alias=alias,
         ))
 
     def _commit(self) -> None:
@@ -462,6 +497,13 @@ def _origin(url: str) -> str:
     """scheme://host[:port] of a canonical URL."""
     end = url.find("/", url.find("//") + 2)
     return url if end == -1 else url[:end]
+
+
+def _respelled(url: str, origins: dict[str, str]) -> str:
+    """`url` under the origin its own origin is known to redirect to (see _JobMemory.origins)."""
+    origin = _origin(url)
+    target = origins.get(origin)
+    return url if target is None else target + url[len(origin):]
 
 
 def _sleep(should_stop: Callable[[], bool], seconds: float) -> None:

@@ -25,6 +25,7 @@ only by the number of rows a conditional statement really changed.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 import time
@@ -73,6 +74,7 @@ class NewPage:
     host: str
     site: str
     depth: int
+    priority: int = 0  # claim order, lower first (trawl/priority.py); seeds 0
 
 
 @dataclass
@@ -86,6 +88,10 @@ class PageOutcome:
     error: str | None = None
     links: list[NewPage] = field(default_factory=list)
     emails: dict[str, set[str]] = field(default_factory=dict)
+    # The in-scope URL a redirect landed on, when it differs from page.url:
+    # the same page under its canonical name, stored as skipped so that no
+    # worker fetches it again (see _store_aliases).
+    alias: NewPage | None = None
 
 
 @dataclass
@@ -212,7 +218,7 @@ def expand_seeds(db: Database, job_id: str) -> int:
     return db.retrying(run)
 
 
-_PAGE_COLUMNS = ["job_id", "url", "url_hash", "host", "site", "depth", "state"]
+_PAGE_COLUMNS = ["job_id", "url", "url_hash", "host", "site", "depth", "state", "priority"]
 
 
 def _insert_pages(s: Session, job_id: str, pages: list[NewPage]) -> int:
@@ -220,7 +226,7 @@ def _insert_pages(s: Session, job_id: str, pages: list[NewPage]) -> int:
     if not pages:
         return 0
     query = s.dialect.insert_if_absent("pages", _PAGE_COLUMNS)
-    rows = [(job_id, p.url, p.url_hash, p.host, p.site, p.depth, PENDING) for p in pages]
+    rows = [(job_id, p.url, p.url_hash, p.host, p.site, p.depth, PENDING, p.priority) for p in pages]
     return max(0, s.executemany(query, rows))
 
 
@@ -258,7 +264,8 @@ def claim_pages(
         return s.all(
             "SELECT id, url, url_hash, host, site, depth FROM pages "
             f"WHERE job_id = ? AND state = 'pending' AND id >= ? AND not_before <= ?{where} "
-            f"ORDER BY id LIMIT ?{lock}",
+            # Contact pages first (trawl/priority.py), then discovery order.
+            f"ORDER BY priority, id LIMIT ?{lock}",
             (job_id, first, time.time(), *args, n),
         )
 
@@ -424,6 +431,7 @@ def commit_batch(db: Database, job_id: str, outcomes: list[PageOutcome], max_pag
         report.accepted, report.lost = len(accepted), len(outcomes) - len(accepted)
         room = max_pages - int(job["pages_discovered"])
         _store_links(s, job_id, accepted, room, report)
+        aliased = _store_aliases(s, job_id, accepted, now, report)
         report.new_emails = _store_emails(s, job_id, accepted, now)
         counts = {state: sum(1 for o in accepted if o.state == state) for state in ENDED_STATES}
         if accepted or report.inserted:
@@ -432,7 +440,7 @@ def commit_batch(db: Database, job_id: str, outcomes: list[PageOutcome], max_pag
                 "pages_skipped = pages_skipped + ?, pages_in_flight = pages_in_flight - ?, "
                 "pages_discovered = pages_discovered + ?, emails = emails + ?, bytes = bytes + ?, "
                 "version = version + 1, updated_at = ? WHERE id = ?",
-                (counts[DONE], counts[FAILED], counts[SKIPPED], len(accepted), report.inserted,
+                (counts[DONE], counts[FAILED], counts[SKIPPED] + aliased, len(accepted), report.inserted,
                  report.new_emails, sum(o.bytes for o in accepted), now, job_id),
             )
         return report
@@ -493,8 +501,13 @@ def _store_links(s: Session, job_id: str, accepted: list[PageOutcome], room: int
     links: dict[str, NewPage] = {}
     for o in accepted:
         for link in o.links:
-            if link.url_hash not in links or link.depth < links[link.url_hash].depth:
+            known = links.get(link.url_hash)
+            if known is None:
                 links[link.url_hash] = link
+            elif (link.depth, link.priority) != (known.depth, known.priority):
+                # the smallest depth, and the best priority any page gave it
+                shallow = known if known.depth <= link.depth else link
+                links[link.url_hash] = dataclasses.replace(shallow, priority=min(known.priority, link.priority))
     if not links:
         return
     if len(links) <= room:
@@ -508,9 +521,47 @@ def _store_links(s: Session, job_id: str, accepted: list[PageOutcome], room: int
         if report.inserted >= room:
             report.capped = True
             break
-        report.inserted += max(0, s.execute(query, (job_id, p.url, key, p.host, p.site, p.depth, PENDING)))
+        report.inserted += max(0, s.execute(query, (job_id, p.url, key, p.host, p.site, p.depth, PENDING,
+                                                    p.priority)))
         report.known_hashes.add(key)
     report.capped = report.capped or report.inserted >= room
+
+
+def _store_aliases(s: Session, job_id: str, accepted: list[PageOutcome], now: float,
+                   report: CommitReport) -> int:
+    """Redirect targets become ended rows: one page, one fetch, whichever name a link uses.
+
+    A target not yet in the table is inserted as skipped; one waiting as
+    pending is skipped in place (its content was just fetched under the
+    other name). A target another worker has leased or already ended is
+    left alone. Returns the rows newly ended, counted as skipped; inserted
+    ones are added to report.inserted (they are discovered pages).
+    """
+    aliases = {o.alias.url_hash: (o.alias, o.page.url) for o in accepted if o.alias is not None}
+    if not aliases:
+        return 0
+    ended = 0
+    for chunk in _chunks(sorted(aliases), _CASE_CHUNK):
+        pending = [r["url_hash"] for r in s.all(
+            f"SELECT url_hash FROM pages WHERE job_id = ? AND state = 'pending' AND url_hash IN ({_marks(chunk)})",
+            (job_id, *chunk))]
+        if pending:
+            sets, args = _case_by_key("url_hash", pending, {"error": [_alias_note(aliases[h][1]) for h in pending]})
+            ended += s.execute(
+                f"UPDATE pages SET state = 'skipped', {sets}, fetched_at = ? WHERE job_id = ? "
+                f"AND state = 'pending' AND url_hash IN ({_marks(pending)})",
+                (*args, now, job_id, *pending))
+    query = s.dialect.insert_if_absent("pages", _PAGE_COLUMNS + ["error", "fetched_at"])
+    rows = [(job_id, p.url, key, p.host, p.site, p.depth, SKIPPED, p.priority, _alias_note(source), now)
+            for key, (p, source) in aliases.items()]
+    inserted = max(0, s.executemany(query, rows))
+    report.inserted += inserted
+    report.known_hashes.update(aliases)
+    return ended + inserted
+
+
+def _alias_note(source_url: str) -> str:
+    return _short(f"same page as {source_url} (redirect): fetched there")
 
 
 def _store_emails(s: Session, job_id: str, accepted: list[PageOutcome], now: float) -> int:

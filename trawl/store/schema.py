@@ -90,6 +90,14 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         ){table_opts}""",
         "CREATE INDEX idx_workers_heartbeat ON workers (heartbeat_at)",
     ]),
+    # Contact pages first: claims order a job's pending pages by priority
+    # (trawl/priority.py), then id; the indexes serve both claim queries
+    # (with and without a host list).
+    (4, "pages.priority", [
+        "ALTER TABLE pages ADD COLUMN priority INTEGER NOT NULL DEFAULT 0",
+        "CREATE INDEX idx_pages_claim_priority ON pages (job_id, state, host, priority, id)",
+        "CREATE INDEX idx_pages_priority ON pages (job_id, state, priority, id)",
+    ]),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]
