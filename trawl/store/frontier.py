@@ -32,6 +32,7 @@ import time
 from dataclasses import dataclass, field
 
 from trawl.jobs import RUNNABLE, Status, next_status, stored_options
+from trawl.store import sites
 from trawl.store.database import Database, Session
 from trawl.urls import canonicalize, host_of, registered_domain, url_hash
 
@@ -203,7 +204,9 @@ def expand_seeds(db: Database, job_id: str) -> int:
         if job is None or job["seeded"] or job["status"] not in RUNNABLE:
             return 0
         raw = s.scalar("SELECT seeds FROM jobs WHERE id = ?", (job_id,)) or ""
-        inserted = _insert_pages(s, job_id, seed_pages(raw.splitlines()))
+        seeds = seed_pages(raw.splitlines())
+        inserted = _insert_pages(s, job_id, seeds)
+        sites.create_for_seeds(s, job_id, seeds)
         now = time.time()
         changed = s.execute(
             "UPDATE jobs SET seeded = 1, pages_discovered = pages_discovered + ?, "
@@ -383,6 +386,7 @@ def sweep_expired_leases(db: Database, now: float | None = None) -> int:
         def run(s: Session) -> int:
             if _lock_job(s, job_id) is None:
                 return 0
+            lost = sites.pages_failed_by_sweep(s, job_id, now, MAX_LEASE_LOSSES)
             failed = s.execute(
                 "UPDATE pages SET state = 'failed', lease_owner = NULL, lease_token = NULL, "
                 "lease_until = NULL, fetched_at = ?, error = ? WHERE job_id = ? AND state = 'leased' "
@@ -401,6 +405,8 @@ def sweep_expired_leases(db: Database, now: float | None = None) -> int:
                     "pages_failed = pages_failed + ?, version = version + 1, updated_at = ? WHERE id = ?",
                     (failed + back, failed, time.time(), job_id),
                 )
+            if failed:
+                sites.apply_deltas(s, job_id, lost)
             return failed + back
 
         return run
@@ -430,9 +436,11 @@ def commit_batch(db: Database, job_id: str, outcomes: list[PageOutcome], max_pag
         accepted = _write_outcomes(s, outcomes, now)
         report.accepted, report.lost = len(accepted), len(outcomes) - len(accepted)
         room = max_pages - int(job["pages_discovered"])
+        last_id = sites.last_page_id(s)
         _store_links(s, job_id, accepted, room, report)
         aliased = _store_aliases(s, job_id, accepted, now, report)
-        report.new_emails = _store_emails(s, job_id, accepted, now)
+        new_emails = _store_emails(s, job_id, accepted, now)
+        report.new_emails = len(new_emails)
         counts = {state: sum(1 for o in accepted if o.state == state) for state in ENDED_STATES}
         if accepted or report.inserted:
             s.execute(
@@ -440,12 +448,23 @@ def commit_batch(db: Database, job_id: str, outcomes: list[PageOutcome], max_pag
                 "pages_skipped = pages_skipped + ?, pages_in_flight = pages_in_flight - ?, "
                 "pages_discovered = pages_discovered + ?, emails = emails + ?, bytes = bytes + ?, "
                 "version = version + 1, updated_at = ? WHERE id = ?",
-                (counts[DONE], counts[FAILED], counts[SKIPPED] + aliased, len(accepted), report.inserted,
-                 report.new_emails, sum(o.bytes for o in accepted), now, job_id),
+                (counts[DONE], counts[FAILED], counts[SKIPPED] + sum(aliased.values()), len(accepted),
+                 report.inserted, report.new_emails, sum(o.bytes for o in accepted), now, job_id),
             )
+            _record_sites(s, job_id, accepted, last_id if report.inserted else None, new_emails)
+            if aliased:  # their server answered: the content was fetched under the other name
+                sites.apply_deltas(s, job_id, {site: sites.SiteDelta(skipped=n, reached=n)
+                                               for site, n in aliased.items()})
         return report
 
     return db.retrying(run)
+
+
+def _record_sites(s: Session, job_id: str, accepted: list[PageOutcome], last_id: int | None,
+                  new_emails: dict[str, str]) -> None:
+    """The batch's share of each site's counters and state (trawl/store/sites.py)."""
+    new_pages = sites.new_pages_by_site(s, job_id, last_id) if last_id is not None else {}
+    sites.record_batch(s, job_id, accepted, new_pages, new_emails)
 
 
 def _write_outcomes(s: Session, outcomes: list[PageOutcome], now: float) -> list[PageOutcome]:
@@ -528,52 +547,61 @@ def _store_links(s: Session, job_id: str, accepted: list[PageOutcome], room: int
 
 
 def _store_aliases(s: Session, job_id: str, accepted: list[PageOutcome], now: float,
-                   report: CommitReport) -> int:
+                   report: CommitReport) -> dict[str, int]:
     """Redirect targets become ended rows: one page, one fetch, whichever name a link uses.
 
     A target not yet in the table is inserted as skipped; one waiting as
     pending is skipped in place (its content was just fetched under the
     other name). A target another worker has leased or already ended is
-    left alone. Returns the rows newly ended, counted as skipped; inserted
-    ones are added to report.inserted (they are discovered pages).
+    left alone. Returns the rows newly ended per site, counted as skipped;
+    inserted ones are added to report.inserted (they are discovered pages).
     """
     aliases = {o.alias.url_hash: (o.alias, o.page.url) for o in accepted if o.alias is not None}
     if not aliases:
-        return 0
-    ended = 0
+        return {}
+    report.known_hashes.update(aliases)
+    ended: dict[str, int] = {}
     for chunk in _chunks(sorted(aliases), _CASE_CHUNK):
         pending = [r["url_hash"] for r in s.all(
             f"SELECT url_hash FROM pages WHERE job_id = ? AND state = 'pending' AND url_hash IN ({_marks(chunk)})",
             (job_id, *chunk))]
         if pending:
             sets, args = _case_by_key("url_hash", pending, {"error": [_alias_note(aliases[h][1]) for h in pending]})
-            ended += s.execute(
+            changed = s.execute(
                 f"UPDATE pages SET state = 'skipped', {sets}, fetched_at = ? WHERE job_id = ? "
                 f"AND state = 'pending' AND url_hash IN ({_marks(pending)})",
                 (*args, now, job_id, *pending))
+            if changed != len(pending):  # read behind the job's row lock
+                raise LeaseConflict(f"{len(pending)} pending redirect targets, {changed} skipped")
+            for key in pending:
+                site = aliases.pop(key)[0].site
+                ended[site] = ended.get(site, 0) + 1
     query = s.dialect.insert_if_absent("pages", _PAGE_COLUMNS + ["error", "fetched_at"])
-    rows = [(job_id, p.url, key, p.host, p.site, p.depth, SKIPPED, p.priority, _alias_note(source), now)
-            for key, (p, source) in aliases.items()]
-    inserted = max(0, s.executemany(query, rows))
-    report.inserted += inserted
-    report.known_hashes.update(aliases)
-    return ended + inserted
+    for key, (p, source) in aliases.items():  # one by one: which of them were new decides the counts
+        if s.execute(query, (job_id, p.url, key, p.host, p.site, p.depth, SKIPPED, p.priority,
+                             _alias_note(source), now)) > 0:
+            report.inserted += 1
+            ended[p.site] = ended.get(p.site, 0) + 1
+    return ended
 
 
 def _alias_note(source_url: str) -> str:
     return _short(f"same page as {source_url} (redirect): fetched there")
 
 
-def _store_emails(s: Session, job_id: str, accepted: list[PageOutcome], now: float) -> int:
-    """Insert-if-absent per address; known addresses get pages + n and merged sources."""
-    found: dict[str, list] = {}  # email -> [first_url, pages, sources]
+def _store_emails(s: Session, job_id: str, accepted: list[PageOutcome], now: float) -> dict[str, str]:
+    """Insert-if-absent per address; known addresses get pages + n and merged sources.
+
+    Returns the new addresses with their sites (the site of the first page showing them).
+    """
+    found: dict[str, list] = {}  # email -> [first_url, pages, sources, site]
     for o in accepted:
         for email, kinds in o.emails.items():
-            entry = found.setdefault(email, [o.page.url, 0, set()])
+            entry = found.setdefault(email, [o.page.url, 0, set(), o.page.site])
             entry[1] += 1
             entry[2].update(kinds)
     if not found:
-        return 0
+        return {}
     existing: dict[str, str] = {}
     for emails in _chunks(sorted(found)):
         for row in s.all(
@@ -581,11 +609,11 @@ def _store_emails(s: Session, job_id: str, accepted: list[PageOutcome], now: flo
             (job_id, *emails),
         ):
             existing[row["email"]] = row["sources"]
-    columns = ["job_id", "email", "domain", "first_url", "pages", "sources", "created_at"]
+    columns = ["job_id", "email", "domain", "first_url", "pages", "sources", "created_at", "site"]
     insert = s.dialect.insert_if_absent("emails", columns)
     missing = [e for e in found if e not in existing]
-    rows = [(job_id, e, e.rpartition("@")[2], found[e][0], found[e][1], _sources(found[e][2]), now)
-            for e in missing]
+    rows = [(job_id, e, e.rpartition("@")[2], found[e][0], found[e][1], _sources(found[e][2]), now,
+             found[e][3]) for e in missing]
     new = max(0, s.executemany(insert, rows)) if rows else 0
     if new != len(missing):
         # Cannot happen behind the job lock; never guess the counts.
@@ -599,7 +627,7 @@ def _store_emails(s: Session, job_id: str, accepted: list[PageOutcome], now: flo
         sets = sets.replace("pages = CASE", "pages = pages + CASE", 1)
         s.execute(f"UPDATE emails SET {sets} WHERE job_id = ? AND email IN ({_marks(chunk)})",
                   (*args, job_id, *chunk))
-    return new
+    return {e: found[e][3] for e in missing}
 
 
 def _sources(kinds) -> str:

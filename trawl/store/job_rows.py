@@ -14,6 +14,7 @@ import threading
 import time
 
 from trawl.jobs import FINISHED, JobOptions, Status, TransitionRefused, next_status
+from trawl.store import sites
 from trawl.store.database import Database, Session
 
 # Columns of a job without its seed list (which may be megabytes).
@@ -124,6 +125,7 @@ def list_jobs(db: Database, limit: int, before: str | None = None,
 
 
 def _retry_failed_pages(s: Session, job_id: str) -> int:
+    sites.requeue_failed(s, job_id)
     return s.execute(
         "UPDATE pages SET state = 'pending', attempts = 0, error = NULL, not_before = 0 "
         "WHERE job_id = ? AND state = 'failed'",
@@ -166,6 +168,7 @@ def delete_job(db: Database, job_id: str) -> None:
         next_status(job["status"], "delete")
         s.execute("DELETE FROM pages WHERE job_id = ?", (job_id,))
         s.execute("DELETE FROM emails WHERE job_id = ?", (job_id,))
+        sites.delete_for_job(s, job_id)
         s.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
 
     db.retrying(run)
