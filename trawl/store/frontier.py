@@ -32,6 +32,7 @@ import time
 from dataclasses import dataclass, field
 
 from trawl.jobs import RUNNABLE, Status, next_status, stored_options
+from trawl.store import budget as site_budget
 from trawl.store import sites
 from trawl.store.database import Database, Session
 from trawl.urls import canonicalize, host_of, registered_domain, url_hash
@@ -283,14 +284,23 @@ def claim_pages(
             "SELECT DISTINCT host FROM pages WHERE job_id = ? AND state = 'leased' AND lease_owner <> ?",
             (job_id, owner))}
         preferred = [h for h in dict.fromkeys(prefer_hosts) if h not in taken][:MAX_PREFERRED_HOSTS]
+        # The page budget per site: sites holding their share of leases wait (trawl/store/budget.py).
+        budget, full = site_budget.of_job(job), set()
+        if budget:
+            at_once, leased = site_budget.leased_at_once(job), site_budget.leased_by_site(s, job_id)
+            busy = site_budget.busy_sites(leased, at_once, MAX_PREFERRED_HOSTS)
+        not_busy = f" AND site NOT IN ({_marks(busy)})" if budget and busy else ""
+        busy_args = tuple(busy) if not_busy else ()
         rows = []
         if preferred:
-            rows = select(s, first, f" AND host IN ({_marks(preferred)})", tuple(preferred), limit)
+            rows = select(s, first, f" AND host IN ({_marks(preferred)}){not_busy}", (*preferred, *busy_args), limit)
         if len(rows) < limit:
             avoid = list(taken.union(preferred))
-            where = f" AND host NOT IN ({_marks(avoid)})" if avoid else ""
-            rows += _half_of_the_new_hosts(select(s, first, where, tuple(avoid), limit - len(rows)))
-        if not rows:
+            where = (f" AND host NOT IN ({_marks(avoid)})" if avoid else "") + not_busy
+            rows += _half_of_the_new_hosts(select(s, first, where, (*avoid, *busy_args), limit - len(rows)))
+        if budget and rows:
+            rows, full = site_budget.within(s, job_id, rows, budget, at_once, leased)
+        if not rows and not full:
             return []
         now = time.time()
         token = secrets.token_hex(16)
@@ -308,6 +318,10 @@ def claim_pages(
             "updated_at = ? WHERE id = ?",
             (claimed, now, job_id),
         )
+        if budget:
+            skipped = site_budget.record_claims(s, job_id, rows, full)
+            if skipped:
+                s.execute("UPDATE jobs SET pages_skipped = pages_skipped + ? WHERE id = ?", (skipped, job_id))
         _start(s, job_id, job["status"], now)
         return [ClaimedPage(r["id"], r["url"], r["url_hash"], r["host"], r["site"], int(r["depth"]), token)
                 for r in rows]
@@ -351,8 +365,11 @@ def release_leases(db: Database, job_id: str, owner: str) -> int:
     """
 
     def run(s: Session) -> int:
-        if _lock_job(s, job_id) is None:
+        job = _lock_job(s, job_id)
+        if job is None:
             return 0
+        if site_budget.of_job(job):
+            site_budget.give_back(s, job_id, "job_id = ? AND state = 'leased' AND lease_owner = ?", (job_id, owner))
         released = s.execute(
             "UPDATE pages SET state = 'pending', lease_owner = NULL, lease_token = NULL, "
             "lease_until = NULL, attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END "
@@ -384,7 +401,8 @@ def sweep_expired_leases(db: Database, now: float | None = None) -> int:
 
     def sweep_job(job_id: str):
         def run(s: Session) -> int:
-            if _lock_job(s, job_id) is None:
+            job = _lock_job(s, job_id)
+            if job is None:
                 return 0
             lost = sites.pages_failed_by_sweep(s, job_id, now, MAX_LEASE_LOSSES)
             failed = s.execute(
@@ -394,6 +412,9 @@ def sweep_expired_leases(db: Database, now: float | None = None) -> int:
                 (now, f"the worker crawling this page was lost {MAX_LEASE_LOSSES} times",
                  job_id, now, MAX_LEASE_LOSSES),
             )
+            if site_budget.of_job(job):
+                site_budget.give_back(s, job_id, "job_id = ? AND state = 'leased' AND lease_until < ?",
+                                      (job_id, now))
             back = s.execute(
                 "UPDATE pages SET state = 'pending', lease_owner = NULL, lease_token = NULL, "
                 "lease_until = NULL WHERE job_id = ? AND state = 'leased' AND lease_until < ?",
