@@ -31,6 +31,8 @@ import pytest
 
 Handler = Callable[[BaseHTTPRequestHandler], None]
 MiB = 1024 * 1024
+# What a crawler asks every site for before its pages.
+CRAWLER_FILES = frozenset({"/robots.txt", "/sitemap.xml"})
 
 
 def reply(h: BaseHTTPRequestHandler, status: int, body: bytes = b"", headers: dict | None = None) -> None:
@@ -152,6 +154,10 @@ class TestSite:
     def all_hits(self) -> dict[str, int]:
         with self._lock:
             return dict(self._hits)
+
+    def page_hits(self) -> dict[str, int]:
+        """Requests per path, the crawler's own files (robots.txt, sitemap.xml) left out."""
+        return {path: n for path, n in self.all_hits().items() if path not in CRAWLER_FILES}
 
     def peak_concurrency(self) -> int:
         """Most requests this site was answering at the same moment."""

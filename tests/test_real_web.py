@@ -43,7 +43,7 @@ def paths_of(truth) -> set[str]:
 
 
 def page_hits(site: TestSite) -> dict[str, int]:
-    return {path: n for path, n in site.all_hits().items() if path != "/robots.txt"}
+    return site.page_hits()
 
 
 # ---------------------------------------------------------------- redirects across scheme and www.

@@ -124,6 +124,7 @@ class FetchResult:
     # | "refused" (SSRF guard) | "tls" (certificate or handshake: error says
     # which) | "too_large" | "cancelled" | "not_html"
     outcome: str
+    body: bytes | None = None  # the raw bytes, for requests submitted with raw=True (sitemaps)
 
 
 @dataclass
@@ -132,6 +133,7 @@ class _Request:
     key: object
     host: str
     attempts: int = 0
+    raw: bool = False  # any content type; bytes handed back as they are (after Content-Encoding)
 
 
 # ------------------------------------------------------------- one transfer slot
@@ -205,7 +207,8 @@ class _Slot:
             self.content_type = line[13:].strip().decode("latin-1") or None
 
     def _on_body(self, data: bytes) -> int | None:
-        if self.size == 0 and _is_success(self.status) and not is_text_type(self.content_type):
+        raw = self.request is not None and self.request.raw
+        if self.size == 0 and _is_success(self.status) and not raw and not is_text_type(self.content_type):
             self.not_html = True
             return 0  # abort: no point downloading an image or a PDF
         self.size += len(data)
@@ -250,7 +253,8 @@ class _Slot:
 
     def result(self, outcome: str, error: str | None) -> FetchResult:
         request = self.request
-        text = decode_body(b"".join(self.chunks), self.content_type) if outcome == "ok" else None
+        body = b"".join(self.chunks) if outcome == "ok" else None
+        text = decode_body(body, self.content_type) if body is not None and not request.raw else None
         return FetchResult(
             key=request.key,
             url=request.url,
@@ -262,6 +266,7 @@ class _Slot:
             attempts=request.attempts,
             error=error,
             outcome=outcome,
+            body=body if request.raw else None,
         )
 
 
@@ -321,13 +326,14 @@ class Fetcher:
 
     # ------------------------------------------------------------- public API
 
-    def submit(self, url: str, key: object) -> None:
+    def submit(self, url: str, key: object, raw: bool = False) -> None:
+        """Fetch `url`; its result comes back from poll() with `key`. raw: any type, bytes kept."""
         try:
             parts = urlsplit(url)
             host = (parts.hostname or "").lower()
         except ValueError:
             parts, host = None, ""
-        request = _Request(url, key, host)
+        request = _Request(url, key, host, raw=raw)
         if parts is None or parts.scheme.lower() not in ("http", "https") or not host:
             self._done.append(_early_result(request, "failed", "unsupported URL"))
             return

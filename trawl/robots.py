@@ -120,6 +120,11 @@ class RobotsPolicy:
             return f"robots.txt could not be fetched ({rules.failure}), so nothing was crawled"[:500]
         return REFUSED
 
+    def sitemaps(self, url: str) -> list[str]:
+        """The Sitemap: URLs of `url`'s robots.txt (only meaningful once `ready(url)`)."""
+        rules = self._sites.get(_origin(url))
+        return list(rules.parser.sitemaps) if rules is not None and rules.parser is not None else []
+
     def crawl_delay(self, url: str) -> float | None:
         """Seconds between requests the site asks of us, at most 10 s."""
         if not self.obey:

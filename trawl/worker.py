@@ -43,6 +43,7 @@ from trawl.jobs import (FINISHED, MAX_SEEDS, RUNNABLE, JobOptions, Status, Trans
                         options_from_stored)
 from trawl.priority import link_text_scores, priority, url_score
 from trawl.robots import RobotsPolicy
+from trawl.sitemaps import SitemapDiscovery, SitemapFetch
 from trawl.store import frontier, job_rows
 from trawl.store.database import Database
 from trawl.store.frontier import DONE, FAILED, SKIPPED, ClaimedPage, NewPage, PageOutcome
@@ -77,6 +78,7 @@ class _JobMemory:
     # (http://example.com -> https://www.example.com): links are stored
     # under the target's spelling, so the two spellings are one page.
     origins: dict = field(default_factory=dict)
+    sitemaps: SitemapDiscovery = field(default_factory=SitemapDiscovery)
 
 
 @dataclass(frozen=True)
@@ -238,7 +240,9 @@ class _JobCrawl:
             verify_tls=options.verify_tls,
         )
         self.pages: dict[int, ClaimedPage] = {}  # leased to us, result not committed yet
-        self.parked: dict[str, list[ClaimedPage]] = {}  # origin -> pages waiting for robots.txt
+        self.parked: dict[str, list[ClaimedPage]] = {}  # origin -> pages waiting for robots.txt, sitemaps
+        self.use_sitemaps = options.obey_robots and options.use_sitemaps
+        self.sitemap_links: dict[int, tuple[str, list[NewPage]]] = {}  # page id -> (origin, its sitemaps' links)
         self.outcomes: list[PageOutcome] = []
         self.delays_applied: set[str] = set()
         self.capped = False  # the job reached max_pages: links are no longer worth a look
@@ -340,12 +344,28 @@ class _JobCrawl:
         if not robots.allowed(page.url):
             self._end(page, SKIPPED, error=robots.refusal(page.url))
             return
+        if self.use_sitemaps and not self._sitemaps_read(page):
+            return  # parked until the origin's sitemaps are read
         if page.host not in self.delays_applied:
             self.delays_applied.add(page.host)
             delay = robots.crawl_delay(page.url)
             if delay and delay > self.host_delay_s:
                 self.fetcher.set_host_delay(urlsplit(page.url).hostname or page.host, delay)
         self.fetcher.submit(page.url, page.id)
+
+    def _sitemaps_read(self, page: ClaimedPage) -> bool:
+        """True once the page's origin had its sitemaps read; else park the page (and start)."""
+        origin, sitemaps = _origin(page.url), self.memory.sitemaps
+        if not sitemaps.ready(origin):
+            for fetch in sitemaps.start(origin, self.memory.robots.sitemaps(page.url)):
+                self.fetcher.submit(fetch.url, fetch, raw=True)
+        if sitemaps.ready(origin):
+            urls = sitemaps.take_urls(origin)
+            if urls:  # stored with this page's outcome: a page we hold, so they reach the store
+                self.sitemap_links[page.id] = (origin, self._new_links(page, urls, depth=1))
+            return True
+        self.parked.setdefault(origin, []).append(page)
+        return False
 
     def _recheck_robots(self) -> None:
         """Sites whose robots.txt must be fetched again after a failure, or became known."""
@@ -362,6 +382,16 @@ class _JobCrawl:
     # ---------------------------------------------------------------- results
 
     def _on_result(self, result: FetchResult) -> None:
+        if isinstance(result.key, SitemapFetch):
+            if result.outcome == "cancelled":
+                self.memory.sitemaps.forget(result.key.origin)  # cut short: read it again next time
+                return
+            for fetch in self.memory.sitemaps.record(result.key, result.status, result.body):
+                self.fetcher.submit(fetch.url, fetch, raw=True)
+            if self.memory.sitemaps.ready(result.key.origin):
+                for page in self.parked.pop(result.key.origin, []):
+                    self._dispatch(page)
+            return
         if isinstance(result.key, _RobotsFetch):
             self.memory.robots.record(result.url, result)
             for page in self.parked.pop(result.key.origin, []):
@@ -408,12 +438,12 @@ class _JobCrawl:
         return NewPage(final, url_hash(final), host_of(final), page.site, page.depth, priority(page.depth, url_score(final)))
 
     def _new_links(self, page: ClaimedPage, urls: list[str],
-                   text_scores: Callable[[], dict[str, int]] = dict) -> list[NewPage]:
+                   text_scores: Callable[[], dict[str, int]] = dict, depth: int | None = None) -> list[NewPage]:
         """Links worth offering to the store: in scope, not traps, not known to the filter.
 
         Each gets its claim priority from its URL and its link text (contact pages first).
         """
-        depth = page.depth + 1
+        depth = page.depth + 1 if depth is None else depth
         if depth > self.options.max_depth or self.capped:
             return []
         same_domain, site, seen = self.options.same_domain, page.site, self.memory.seen
@@ -449,6 +479,8 @@ class _JobCrawl:
             emails=emails or {},
             alias=alias,
         ))
+        if page.id in self.sitemap_links:
+            self.outcomes[-1].links += self.sitemap_links.pop(page.id)[1]
 
     def _commit(self) -> None:
         outcomes, self.outcomes = self.outcomes, []
@@ -474,6 +506,9 @@ class _JobCrawl:
         if self.pages:
             frontier.release_leases(self.db, self.job_id, self.worker.id)
         self.pages.clear()
+        for origin, _ in self.sitemap_links.values():
+            self.memory.sitemaps.forget(origin)  # their links were not stored: read them again next time
+        self.sitemap_links.clear()
         self.parked.clear()
 
     def _close_fetcher(self) -> None:
@@ -483,6 +518,8 @@ class _JobCrawl:
         for result in self.fetcher.cancel_all():
             if isinstance(result.key, _RobotsFetch):
                 self.memory.robots.record(result.url, result)
+            elif isinstance(result.key, SitemapFetch):
+                self.memory.sitemaps.forget(result.key.origin)  # likewise
         self.fetcher.close()
 
     def _give_back_quietly(self) -> None:
