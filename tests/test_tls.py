@@ -17,13 +17,13 @@ import time
 
 import pytest
 
-from tests.conftest import free_port, skip_or_fail
+from tests.conftest import free_port, server, skip_or_fail  # noqa: F401  (server is a fixture)
 from tests.site import TestSite
 from tests.tls import TestCA
 from trawl.config import Settings
 from trawl.fetch import Fetcher, tls_reason
 from trawl.jobs import JobOptions
-from trawl.store import job_rows, results
+from trawl.store import job_rows, results, sites
 from trawl.worker import Worker
 
 NAME = "localhost"
@@ -120,7 +120,8 @@ def test_tls_reasons_read_libcurl_messages():
 
 
 def test_a_crawl_over_https_records_tls_failures_per_page(db, ca, good_site):
-    bad = https_site(ca.issue(["other.example"]))
+    # Another site (127.0.0.1 is its own site) whose certificate names someone else.
+    bad = TestSite(ssl_context=ca.issue(["other.example"]).server_context(), name="127.0.0.1").start()
     bad.add_page("/", "<p>never@acme-widgets.com</p>")
     good_site.add_page("/", '<p>tls@acme-widgets.com</p><a href="/next">next</a>')
     good_site.add_page("/next", "<p>next@acme-widgets.com</p>")
@@ -135,6 +136,10 @@ def test_a_crawl_over_https_records_tls_failures_per_page(db, ca, good_site):
         assert emails == {"tls@acme-widgets.com", "next@acme-widgets.com"}
         assert (pages[bad.url("/")]["state"], pages[bad.url("/")]["error"]) == ("failed", "TLS: hostname mismatch")
         assert good_site.hits("/next") == 1
+        by_site = {r["site"]: r for r in sites.list_sites(db, job_id, 10, 0)[0]}
+        assert (by_site["localhost"]["state"], by_site["localhost"]["error"]) == ("done", None)
+        assert (by_site["127.0.0.1"]["state"], by_site["127.0.0.1"]["error"]) == (
+            "unreachable", "TLS: hostname mismatch")
     finally:
         bad.stop()
 
@@ -194,3 +199,29 @@ def test_http2_is_negotiated_by_alpn(nginx_h2, ca):
     while not access_log.read_text().strip() and time.monotonic() < deadline:
         time.sleep(0.05)  # nginx writes the log line after the response
     assert access_log.read_text().split() == ["HTTP/2.0", "/"]
+
+
+# ---------------------------------------------------------------- the options through the API and the job page
+
+
+def test_the_options_are_validated_by_the_api_and_verify_tls_false_shows_on_the_job_page(server):
+    from tests.http import call
+
+    def create(**options):
+        return call("POST", server.url("/api/jobs"), {"urls": ["https://intranet.example/"], **options})
+
+    for bad, field in (({"max_pages_per_site": 0}, "max_pages_per_site"),
+                       ({"max_pages": 10, "max_pages_per_site": 11}, "max_pages_per_site"),
+                       ({"verify_tls": "no"}, "verify_tls"), ({"use_sitemaps": None}, "use_sitemaps")):
+        reply = create(**bad)
+        assert reply.status == 400 and field in reply.json()["fields"], (bad, reply.body)
+    reply = create(verify_tls=False, max_pages_per_site=20)
+    assert reply.status == 202
+    job_id = reply.json()["id"]
+    options = call("GET", server.url(f"/api/jobs/{job_id}")).json()["options"]
+    assert (options["verify_tls"], options["max_pages_per_site"], options["use_sitemaps"]) == (False, 20, True)
+    page = call("GET", server.url(f"/jobs/{job_id}")).body.decode()
+    assert 'id="verify-tls-off"' in page and "not verified" in page
+    assert "At most 20 pages per site" in page
+    verified = create().json()["id"]
+    assert 'id="verify-tls-off"' not in call("GET", server.url(f"/jobs/{verified}")).body.decode()
