@@ -435,7 +435,8 @@ class _JobCrawl:
         if source != target and page.url[len(source):] == final[len(target):] \
                 and len(self.memory.origins) < REMEMBERED_HOSTS:
             self.memory.origins[source] = target
-        return NewPage(final, url_hash(final), host_of(final), page.site, page.depth, priority(page.depth, url_score(final)))
+        return NewPage(final, url_hash(final), host_of(final), page.site, page.depth,
+                       priority(page.depth, url_score(final)))
 
     def _new_links(self, page: ClaimedPage, urls: list[str],
                    text_scores: Callable[[], dict[str, int]] = dict, depth: int | None = None) -> list[NewPage]:
