@@ -24,7 +24,6 @@ Everything runs on one thread: the Fetcher drives all transfers from
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -448,23 +447,20 @@ class _JobCrawl:
         if depth > self.options.max_depth or self.capped:
             return []
         same_domain, site, seen = self.options.same_domain, page.site, self.memory.seen
-        origins = self.memory.origins
+        origins, texts = self.memory.origins, None
         links = []
-        for url in urls:  # canonical and de-duplicated by extract()
-            if origins:
-                url = _respelled(url, origins)
+        for link_url in urls:  # canonical and de-duplicated by extract()
+            url = _respelled(link_url, origins) if origins else link_url
             host = host_of(url)
             if same_domain and registered_domain(host) != site:
                 continue
             key = url_hash(url)
             if key in seen or looks_like_trap(url):  # a known page passed the trap test before
                 continue
-            links.append(NewPage(url, key, host, site, depth))
-        if links:
-            texts = text_scores()
-            links = [dataclasses.replace(link, priority=priority(depth, max(url_score(link.url),
-                                                                             texts.get(link.url, 0))))
-                     for link in links]
+            if texts is None:
+                texts = text_scores()  # only for pages with a link worth storing
+            score = max(url_score(url), texts.get(link_url, 0))
+            links.append(NewPage(url, key, host, site, depth, priority(depth, score)))
         return links
 
     def _end(self, page: ClaimedPage, state: str, result: FetchResult | None = None,

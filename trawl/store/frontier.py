@@ -32,6 +32,7 @@ import time
 from dataclasses import dataclass, field
 
 from trawl.jobs import RUNNABLE, Status, next_status, stored_options
+from trawl.priority import PLAIN_PRIORITY
 from trawl.store import budget as site_budget
 from trawl.store import sites
 from trawl.store.database import Database, Session
@@ -265,12 +266,25 @@ def claim_pages(
         # keeps MariaDB from walking the primary key through every older
         # page when a host filter makes it misjudge the index: measured,
         # 133-394 index reads per claim instead of 15,000.
-        return s.all(
+        # Contact pages first (trawl/priority.py): the few pages below
+        # PLAIN_PRIORITY (seeds, keyword pages) by priority from the
+        # priority indexes, then the rest in discovery order as before. One
+        # ORDER BY priority over all pending pages would make both
+        # databases sort every pending page of the hosts on each claim.
+        now = time.time()
+        rows = s.all(
             "SELECT id, url, url_hash, host, site, depth FROM pages "
-            f"WHERE job_id = ? AND state = 'pending' AND id >= ? AND not_before <= ?{where} "
-            # Contact pages first (trawl/priority.py), then discovery order.
+            f"WHERE job_id = ? AND state = 'pending' AND priority < ? AND not_before <= ?{where} "
             f"ORDER BY priority, id LIMIT ?{lock}",
-            (job_id, first, time.time(), *args, n),
+            (job_id, PLAIN_PRIORITY, now, *args, n),
+        )
+        if len(rows) == n:
+            return rows
+        return rows + s.all(
+            "SELECT id, url, url_hash, host, site, depth FROM pages "
+            f"WHERE job_id = ? AND state = 'pending' AND id >= ? AND not_before <= ? AND priority >= ?{where} "
+            f"ORDER BY id LIMIT ?{lock}",
+            (job_id, first, now, PLAIN_PRIORITY, *args, n - len(rows)),
         )
 
     def run(s: Session) -> list[ClaimedPage]:
