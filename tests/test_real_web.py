@@ -119,7 +119,7 @@ def test_a_site_that_reaches_its_budget_stops_while_the_others_finish(db):
         by_site = sites_of(db, job_id)
         assert (by_site["127.0.0.1"]["state"], by_site["127.0.0.1"]["note"]) == ("done", "site page budget reached")
         assert by_site["127.0.0.1"]["pages"] == {"done": 10, "failed": 0, "skipped": len(skipped)}
-        assert [(by_site[h]["state"], by_site[h]["note"]) for h in ("127.0.0.2", "127.0.0.3")] == [("done", None)] * 2
+        assert [(by_site[h]["state"], by_site[h].get("note")) for h in ("127.0.0.2", "127.0.0.3")] == [("done", None)] * 2
         with db.read() as s:
             claimed = s.scalar("SELECT pages_claimed FROM sites WHERE job_id = ? AND site = '127.0.0.1'", (job_id,))
         assert claimed == 10

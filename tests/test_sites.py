@@ -191,3 +191,200 @@ def test_state_filter_paging_sorting_and_delete(db):
     assert frontier.complete_if_done(db, job_id)
     job_rows.delete_job(db, job_id)
     assert sites.list_sites(db, job_id, 10, 0) == ([], 0)
+
+
+# ---------------------------------------------------------------- a real crawl over real servers
+
+
+def start_mixed_sites():
+    """Two normal sites, one whose robots.txt refuses all, a closed port and a name that does not resolve.
+
+    Returns (seeds by expected state, ground truth of the first normal site, started servers).
+    """
+    from tests.conftest import free_port
+    from tests.site import TestSite, generate_site
+
+    normal = TestSite(host="127.0.0.2").start()
+    truth = generate_site(normal, pages=8, links_per_page=3, emails_per_page=2, seed=14)
+    other = TestSite(host="127.0.0.5").start()
+    other.add_page("/", "<p>Write to hello@northwind-mail.com or sales@northwind-mail.com</p>")
+    closed_by_robots = TestSite(host="127.0.0.3").start()
+    closed_by_robots.add_page("/", '<a href="/a.html">a</a> boss@example.com')
+    closed_by_robots.set_robots("User-agent: *\nDisallow: /\n")
+    seeds = {
+        "done": normal.url("/"),
+        "done-too": other.url("/"),
+        "blocked": closed_by_robots.url("/"),
+        "refused": f"http://127.0.0.4:{free_port()}/",  # nobody listens there
+        "dns": "http://no-such-host.trawl-test.invalid/",
+    }
+    return seeds, truth, [normal, other, closed_by_robots]
+
+
+@pytest.fixture
+def mixed_sites():
+    seeds, truth, servers = start_mixed_sites()
+    yield seeds, truth, servers[2]
+    for server in servers:
+        server.stop()
+
+
+def crawl(db, urls: list[str], **options) -> str:
+    from trawl.config import Settings
+    from trawl.worker import run_inline
+
+    job_id = job_rows.insert_job(db, JobOptions(urls=urls, max_depth=3, **options))["id"]
+    settings = Settings(database_url=db.url, allow_private_networks=True, connect_timeout_s=3.0)
+    run_inline(settings, db, job_id, lambda: False)
+    return job_id
+
+
+def test_each_site_of_a_mixed_job_ends_in_its_state(db, mixed_sites):
+    seeds, truth, closed_by_robots = mixed_sites
+    job_id = crawl(db, list(seeds.values()))
+    assert job_rows.load_job(db, job_id)["status"] == "completed"
+    rows = site_rows(db, job_id)
+    assert sorted(rows) == ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5",
+                            "no-such-host.trawl-test.invalid"]
+
+    done = rows["127.0.0.2"]
+    assert done["state"] == "done" and done["error"] is None
+    assert done["pages"] == {"done": len(truth.urls), "failed": 0, "skipped": 0}
+    assert done["emails"] == len(truth.emails)
+    # The generated addresses are at other domains than the site (an IP address).
+    assert done["own_emails"] == 0
+
+    blocked = rows["127.0.0.3"]
+    assert (blocked["state"], blocked["error"]) == ("blocked", "disallowed by robots.txt")
+    assert blocked["pages"] == {"done": 0, "failed": 0, "skipped": 1}
+    assert closed_by_robots.hits("/") == 0
+
+    refused = rows["127.0.0.4"]
+    assert refused["state"] == "unreachable"
+    assert "robots.txt could not be fetched" in refused["error"] and "connect" in refused["error"].lower()
+
+    dns = rows["no-such-host.trawl-test.invalid"]
+    assert dns["state"] == "unreachable"
+    assert "resolve" in dns["error"].lower()
+    assert rows["127.0.0.5"]["emails"] == 2 and rows["127.0.0.5"]["state"] == "done"
+    assert {e["site"] for e in results_emails(db, job_id)} == {"127.0.0.2", "127.0.0.5"}
+    assert sites.count_by_state(db, job_id) == {"pending": 0, "crawling": 0, "done": 2,
+                                                "unreachable": 2, "blocked": 1}
+    assert_sites_match_rows(db, job_id)
+
+
+# ---------------------------------------------------------------- the API and its streamed exports
+
+
+def rss_of(server) -> int:
+    """Resident bytes of the gunicorn master and its workers (the request runs in a worker)."""
+    import psutil
+
+    master = psutil.Process(server.process.pid)
+    return sum(p.memory_info().rss for p in [master, *master.children(recursive=True)])
+
+
+@pytest.fixture(scope="module")
+def big_job(server, store_of_server):
+    """A job with 100 sites and 10,000 addresses, written straight into the server's store."""
+    from tests.http import call
+
+    db = store_of_server
+    reply = call("POST", server.url("/api/jobs"), {"urls": [f"http://s{i:03d}.com/" for i in range(100)]})
+    job_id = reply.json()["id"]
+    frontier.expand_seeds(db, job_id)
+    pages = claim_all(db, job_id)
+    outcomes = []
+    for page in pages.values():
+        n = int(page.site[1:4])
+        emails = {(f"u{j:03d}@{page.site}" if j % 2 else f"u{j:03d}@mail{n:03d}.net"): {"text"}
+                  for j in range(100)}
+        outcomes.append(outcome(page, emails=emails))
+    frontier.commit_batch(db, job_id, outcomes, max_pages=1000)
+    return job_id
+
+
+def test_jsonl_and_csv_exports_stream_every_address_with_its_site(server, big_job):
+    import csv
+    import io
+    import json
+
+    from tests.http import call
+
+    before = rss_of(server)
+    reply = call("GET", server.url(f"/api/jobs/{big_job}/emails?format=jsonl"), timeout=60)
+    after_jsonl = rss_of(server)
+    assert reply.status == 200 and reply.header("content-type").startswith("application/x-ndjson")
+    assert reply.header("content-length") is None  # streamed (chunked), not built in memory
+    lines = [json.loads(line) for line in reply.body.decode().splitlines()]
+    assert len(lines) == 10_000 and len({r["email"] for r in lines}) == 10_000
+    assert all(r["site"] == f"s{r['email'][-7:-4]}.com" or r["site"] == r["email"].split("@")[1]
+               for r in lines)
+    assert set(lines[0]) == {"email", "domain", "site", "first_url", "pages", "sources"}
+
+    reply = call("GET", server.url(f"/api/jobs/{big_job}/emails?format=csv"), timeout=60)
+    after_csv = rss_of(server)
+    rows = list(csv.DictReader(io.StringIO(reply.body.decode())))
+    assert len(rows) == 10_000 and list(rows[0]) == ["email", "domain", "site", "first_url", "pages", "sources"]
+    assert {r["site"] for r in rows} == {f"s{i:03d}.com" for i in range(100)}
+    print(f"\ngunicorn RSS: {before / 2**20:.1f} MiB before, {after_jsonl / 2**20:.1f} after JSONL, "
+          f"{after_csv / 2**20:.1f} after CSV of 10,000 addresses")
+
+
+def test_sites_api_pages_filters_sorts_and_streams_csv(server, big_job):
+    import csv
+    import io
+
+    from tests.http import call
+
+    reply = call("GET", server.url(f"/api/jobs/{big_job}/sites?limit=10&offset=20&sort=site"))
+    doc = reply.json()
+    assert doc["total"] == 100 and [s["site"] for s in doc["sites"]] == [f"s{i:03d}.com" for i in range(20, 30)]
+    first = doc["sites"][0]
+    assert first == {"site": "s020.com", "seed": "http://s020.com/", "state": "done",
+                     "pages": {"done": 1, "failed": 0, "skipped": 0}, "emails": 100, "own_emails": 50,
+                     "error": None}
+    assert call("GET", server.url(f"/api/jobs/{big_job}/sites?state=unreachable")).json() == {
+        "sites": [], "total": 0}
+    counts = call("GET", server.url(f"/api/jobs/{big_job}/sites?limit=1&counts=1")).json()["states"]
+    assert counts["done"] == 100
+    reply = call("GET", server.url(f"/api/jobs/{big_job}/sites?format=csv"))
+    rows = list(csv.DictReader(io.StringIO(reply.body.decode())))
+    assert len(rows) == 100 and rows[5]["site"] == "s005.com" and rows[5]["own_emails"] == "50"
+    assert list(rows[0]) == list(sites.CSV_FIELDS)
+    one = call("GET", server.url(f"/api/jobs/{big_job}/emails?site=s007.com&limit=1000")).json()
+    assert one["total"] == 100 and {e["site"] for e in one["emails"]} == {"s007.com"}
+
+
+@pytest.mark.parametrize("query,field", [("state=gone", "state"), ("format=xml", "format"),
+                                         ("sort=pages;drop", "sort"), ("limit=0", "limit")])
+def test_bad_sites_queries_are_400_naming_the_field(server, big_job, query, field):
+    from tests.http import call
+
+    reply = call("GET", server.url(f"/api/jobs/{big_job}/sites?{query}"))
+    assert reply.status == 400 and field in reply.json()["fields"]
+
+
+def test_sites_of_an_unknown_job_is_404(server):
+    from tests.http import call
+
+    assert call("GET", server.url("/api/jobs/nope/sites")).status == 404
+
+
+def test_sites_csv_streams_ten_thousand_sites(server, store_of_server):
+    import csv
+    import io
+
+    from tests.http import call
+
+    urls = [f"http://www.shop{i:05d}.co.uk/" for i in range(10_000)]
+    job_id = call("POST", server.url("/api/jobs"), {"urls": urls}).json()["id"]
+    frontier.expand_seeds(store_of_server, job_id)
+    before = rss_of(server)
+    reply = call("GET", server.url(f"/api/jobs/{job_id}/sites?format=csv"), timeout=60)
+    after = rss_of(server)
+    assert reply.header("content-length") is None  # streamed
+    rows = list(csv.DictReader(io.StringIO(reply.body.decode())))
+    assert [r["site"] for r in rows] == [f"shop{i:05d}.co.uk" for i in range(10_000)]
+    assert {r["state"] for r in rows} == {"pending"} and rows[7]["seed"] == urls[7]
+    print(f"\ngunicorn RSS: {before / 2**20:.1f} MiB before, {after / 2**20:.1f} after a CSV of 10,000 sites")

@@ -98,6 +98,7 @@ class JobOptions:
     max_pages_per_site: int | None = None
     verify_tls: bool = True
     use_sitemaps: bool = True
+    notify_url: str | None = None
 
     def settings_dict(self) -> dict:
         """Everything but the seed list (stored separately, raw)."""
@@ -229,6 +230,26 @@ def _parse_name(raw, errors: dict[str, str]) -> str:
     return name
 
 
+def _parse_notify_url(raw, errors: dict[str, str]) -> str | None:
+    """An absolute http(s) URL with a host, or None; where it points is judged at delivery (SSRF guard)."""
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None
+    if not isinstance(raw, str):
+        errors["notify_url"] = "must be an http or https URL or null"
+        return None
+    url = raw.strip()
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises on a bad port)
+    except ValueError:
+        parts = None
+    if (parts is None or parts.scheme.lower() not in ("http", "https") or not parts.hostname
+            or len(url) > MAX_URL_LENGTH or _CONTROL.search(url) or not _encodable(url)):
+        errors["notify_url"] = "must be an http or https URL with a host"
+        return None
+    return url
+
+
 def parse_options(body, from_form: bool = False) -> JobOptions:
     """Validate a request body; raise InvalidOptions naming every bad field.
 
@@ -258,6 +279,8 @@ def parse_options(body, from_form: bool = False) -> JobOptions:
     per_site, max_pages = values.get("max_pages_per_site"), values.get("max_pages", JobOptions.max_pages)
     if per_site is not None and max_pages is not None and per_site > max_pages:
         errors["max_pages_per_site"] = f"must be between 1 and max_pages ({max_pages}) or null"
+    if "notify_url" in body:
+        values["notify_url"] = _parse_notify_url(body["notify_url"], errors)
     if errors:
         raise InvalidOptions(errors)
     return JobOptions(**values)

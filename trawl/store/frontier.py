@@ -12,7 +12,7 @@ killed with SIGKILL loses nothing but time.
 Lock order. Every write transaction here starts by locking the job's row
 (`SELECT ... FOR UPDATE` on MySQL/MariaDB; SQLite's BEGIN IMMEDIATE already
 serialises writers), then touches pages, then emails, then updates the job
-counters. One order for everybody means claims, commits, releases and
+counters, then the sites of the batch (trawl/store/sites.py). One order for everybody means claims, commits, releases and
 sweeps of a job queue behind each other instead of deadlocking (a claim
 holding page locks while a commit holding the job row inserts a link onto
 one of them is the classic SQL-queue deadlock). The transactions are small
@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from trawl.jobs import RUNNABLE, Status, next_status, stored_options
 from trawl.priority import PLAIN_PRIORITY
 from trawl.store import budget as site_budget
-from trawl.store import sites
+from trawl.store import deliveries, sites
 from trawl.store.database import Database, Session
 from trawl.urls import canonicalize, host_of, registered_domain, url_hash
 
@@ -471,7 +471,7 @@ def commit_batch(db: Database, job_id: str, outcomes: list[PageOutcome], max_pag
         accepted = _write_outcomes(s, outcomes, now)
         report.accepted, report.lost = len(accepted), len(outcomes) - len(accepted)
         room = max_pages - int(job["pages_discovered"])
-        last_id = sites.last_page_id(s)
+        last_id = sites.last_page_id(s) if any(o.links or o.alias for o in accepted) else None
         _store_links(s, job_id, accepted, room, report)
         aliased = _store_aliases(s, job_id, accepted, now, report)
         new_emails = _store_emails(s, job_id, accepted, now)
@@ -690,11 +690,14 @@ def complete_if_done(db: Database, job_id: str) -> bool:
                 return False
         now = time.time()
         target = next_status(job["status"], "complete")
-        return s.execute(
+        completed = s.execute(
             "UPDATE jobs SET status = ?, started_at = COALESCE(started_at, ?), finished_at = ?, "
             "updated_at = ?, version = version + 1 WHERE id = ? AND status = ?",
             (target.value, now, now, now, job_id, job["status"]),
         ) == 1
+        if completed:
+            deliveries.job_ended(s, job_id, now)
+        return completed
 
     return db.retrying(run)
 
