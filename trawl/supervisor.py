@@ -87,6 +87,8 @@ class Supervisor:
         self._db_failures = 0
         self._lasting: str | None = None     # the lasting database error, while it lasts
         self._say_lasting = logs.Every(LASTING_SAY_EVERY_S)
+        self._notifier = None  # completion webhooks (trawl/notify.py), made on first use
+        self._webhooks_pending = False
 
     # -- lifecycle --------------------------------------------------------
 
@@ -109,6 +111,8 @@ class Supervisor:
                 break
             self._sleep(TICK_S)
         self._drain()
+        if self._notifier is not None:
+            self._notifier.close(self.db)
         self._db_call(lambda: self._registry().unregister(self.db, self.id))
         self.db.close()
         log.info("supervisor %s stopped", self.id)
@@ -127,6 +131,7 @@ class Supervisor:
         if self.count is None and self._due_now("demand", DEMAND_EVERY_S):
             self._refresh_target()
         self._scale()
+        self._send_webhooks()
 
     def _due_now(self, what: str, every: float) -> bool:
         now = time.monotonic()
@@ -386,6 +391,18 @@ class Supervisor:
         if swept:
             log.info("swept %d expired page leases", swept)
 
+    def _send_webhooks(self) -> None:
+        """Move the completion webhooks on; never blocks (a CurlMulti stepped once per tick)."""
+        from trawl.notify import Notifier
+        from trawl.store import deliveries
+
+        if self._notifier is None:
+            self._notifier = Notifier(self.settings, self.id)
+        in_flight = self._db_call(lambda: self._notifier.step(self.db), 0)
+        if self._due_now("webhooks", STALE_EVERY_S):
+            self._webhooks_pending = bool(in_flight) or bool(
+                self._db_call(lambda: deliveries.pending_count(self.db), 0))
+
     def _reap_dead_rows(self) -> None:
         """Rows of processes that are gone: this node's at once, other nodes' once stale.
 
@@ -425,7 +442,7 @@ class Supervisor:
     # -- idle exit (trigger-started supervisors only) ----------------------------
 
     def _idle_long_enough(self) -> bool:
-        if self.target > 0 or self.children or self.cleanups:
+        if self.target > 0 or self.children or self.cleanups or self._webhooks_pending:
             self._idle_since = None
             return False
         self._idle_since = self._idle_since or time.monotonic()
