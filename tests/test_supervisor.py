@@ -104,7 +104,7 @@ def assert_exact(db, job_id: str, truth, depth: int) -> None:
 
 
 def page_hits(site) -> dict[str, int]:
-    return {path: n for path, n in site.all_hits().items() if path != "/robots.txt"}
+    return site.page_hits()  # robots.txt and sitemap.xml are the crawler's own, per worker
 
 
 def running_supervisors(run_dir: str) -> list[int]:
