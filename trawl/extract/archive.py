@@ -1,0 +1,157 @@
+"""Addresses written out in words: the archive and obfuscated forms.
+
+Mailing-list archives and hand-made pages replace "@" and "." with words:
+pipermail "john at example.com", hypermail "john_at_example.com",
+HyperKitty "john(a)example.org", and "info [at] acme [dot] com",
+"info (AT) acme (DOT) com", "robert -AT- example -DOT- be" everywhere.
+Brackets around "at" (or "-at-", "<at>") make the intent plain; a bare
+" at " is prose far more often ("look at example.com", "hosted at
+github.com"), so it is read as an address only when the words around it are
+not prose: see `_bare_at_is_prose`.
+
+Kinds: "obfuscated" when "at" is bracketed or "dot" is spelled out
+(the pre-existing forms), "archive" for the forms with a literal "." after a
+bare " at ", "_at_" or "(a)".
+"""
+
+from __future__ import annotations
+
+import re
+
+from trawl.extract import anchors
+from trawl.extract.address import normalize_email
+from trawl.extract.kinds import ARCHIVE, OBFUSCATED
+
+_BRACKETED_AT = (
+    r"\s*(?:\[\s*(?:at|@)\s*\]|\(\s*(?:at|@)\s*\)|\{\s*(?:at|@)\s*\}|&lt;\s*at\s*&gt;|<\s*at\s*>|-at-)\s*"
+)
+_BRACKETED_DOT = (
+    r"\s*(?:\[\s*(?:dot|\.)\s*\]|\(\s*(?:dot|\.)\s*\)|\{\s*(?:dot|\.)\s*\}|&lt;\s*dot\s*&gt;|<\s*dot\s*>|-dot-)\s*"
+)
+_DOT = rf"(?:{_BRACKETED_DOT}|\s+dot\s+|_dot_|\.)"
+OBFUSCATED_ADDRESS = re.compile(
+    rf"(?<![\w.+\-])([a-z0-9][a-z0-9._+\-]{{0,63}}?)({_BRACKETED_AT}|\s+at\s+|_at_|\(a\))"
+    rf"([a-z0-9\-]{{1,63}}(?:{_DOT}[a-z0-9\-]{{1,63}}){{1,6}})(?![\w\-]|\.[a-z0-9])",
+    re.IGNORECASE,
+)
+_DOT_SEPARATOR = re.compile(_DOT, re.IGNORECASE)
+_LITERAL_DOT_ONLY = re.compile(r"(?:[a-z0-9\-]+\.)+[a-z0-9\-]+\Z", re.IGNORECASE)
+
+# Words around " at " in prose ("find us at acme dot com", "look at the dot
+# com era"): never the local part or the first domain label of an address.
+PROSE_BEFORE_AT = frozenset({"us", "me", "you", "him", "her", "them", "it", "we", "is", "are",
+                             "was", "be", "look", "looking", "meet", "find", "visit", "here",
+                             "there", "online", "available", "arrive", "stay", "out", "up"})
+# Before a bare " at " with a literal dot ("hosted at github.com") many more words are prose.
+_PROSE_BEFORE_BARE_AT = PROSE_BEFORE_AT | frozenset({
+    "us", "me", "you", "him", "her", "them", "it", "we", "is", "are", "was", "were", "be", "been",
+    "am", "look", "looks", "looked", "looking", "meet", "met", "find", "found", "visit", "visited",
+    "here", "there", "online", "available", "arrive", "arrived", "stay", "out", "up", "down", "off",
+    "hosted", "host", "located", "based", "live", "lives", "living", "work", "works", "worked",
+    "working", "study", "studied", "studies", "shop", "buy", "bought", "sold", "sell", "order",
+    "download", "downloads", "downloaded", "published", "posted", "listed", "registered", "read",
+    "see", "seen", "saw", "check", "checked", "aim", "aimed", "point", "pointed", "points", "start",
+    "started", "starts", "begin", "end", "ends", "ended", "stop", "even", "only", "just", "not",
+    "all", "and", "or", "but", "as", "both", "mirror", "mirrored", "mirrors", "served", "running",
+    "runs", "run", "open", "opened", "go", "goes", "went", "come", "comes", "came", "accessible",
+    "reachable", "reached", "reach", "good", "best", "better", "great", "well", "held", "took",
+    "take", "place", "placed", "born", "died", "employed", "job", "jobs", "intern", "position",
+    "fellow", "student", "students", "professor", "lecturer", "researcher", "engineer", "engineers",
+    "developer", "developers", "team", "staff", "people", "friends", "folks", "guys", "page", "site",
+    "website", "blog", "post", "article", "docs", "documentation", "code", "source", "repository",
+    "project", "projects", "release", "releases", "version", "mail", "email", "e-mail", "write",
+    "reply", "replies", "answer", "answers", "ask", "asked", "reached",
+    "copy", "copies", "details", "more", "information", "story", "stories", "tools",
+    "also", "now", "currently", "today", "tonight", "yesterday", "tomorrow", "again", "then", "once",
+    "that", "this", "which", "who", "what", "where", "when", "how", "why", "so", "too", "very",
+})
+_PROSE_AFTER_AT = frozenset({
+    "the", "a", "an", "this", "that", "our", "my", "your", "his", "her", "their", "its", "home",
+    "work", "least", "all", "first", "last", "once", "www", "http", "https", "ftp",
+})
+# A determiner or verb before the local part makes it a word in a sentence:
+# "the team at acme.com", "more info at acme.com", "get support at acme.com".
+_PROSE_PREVIOUS = frozenset({
+    "the", "a", "an", "our", "my", "your", "his", "her", "their", "its", "this", "that", "these",
+    "those", "some", "any", "every", "each", "no", "many", "most", "other", "all", "of", "and",
+    "more", "further", "additional", "full", "latest", "get", "find", "read", "see", "visit",
+    "check", "buy", "order", "available", "free", "online", "is", "are", "was", "be", "with",
+})
+# Top-level domains that a bare " at " or "_at_" form meets mostly as file names (setup.py, app.js).
+_CODE_EXTENSION_TLDS = frozenset({"py", "js", "sh", "md", "rs", "pl", "pm", "rb", "cc", "cs", "ps", "so", "in"})
+_WORD_BEFORE = re.compile(r"([A-Za-z]+)[ \t]+\Z")
+
+
+def run(scan) -> None:
+    """Find the worded forms in windows around their anchors."""
+    lowered = scan.lowered
+    found = anchors.positions(lowered, (" dot ",))
+    for opening, bracketed in anchors.BRACKETED:
+        if opening in lowered:
+            scan.brackets += bracketed.finditer(lowered)
+    found += [match.start() for match in scan.brackets]
+    found += anchors.worded_ats(lowered)
+    if not found:
+        return
+    found.sort()
+    text = scan.text
+    for start, end in merged_windows(found, before=160, after=400, limit=len(lowered)):
+        for match in OBFUSCATED_ADDRESS.finditer(text, start, end):
+            kind, address = read_match(match, text)
+            if address is not None:
+                scan.add(address, kind, match.start())
+
+
+def read_match(match: re.Match, text: str) -> tuple[str, str | None]:
+    """(kind, address or None) for one match of OBFUSCATED_ADDRESS in `text`."""
+    local, at_sign, domain = match.groups()
+    obfuscated_dot = any(separator.group() != "." for separator in _DOT_SEPARATOR.finditer(domain))
+    word_at = at_sign.strip().lower()
+    bare = word_at == "at"
+    if bare and not obfuscated_dot and _bare_at_is_prose(match, text):
+        return ARCHIVE, None
+    if bare and obfuscated_dot:
+        first_label = domain.split()[0].split(".")[0].lower()
+        if first_label in _PROSE_AFTER_AT or local.lower() in PROSE_BEFORE_AT:
+            return OBFUSCATED, None
+    if word_at in ("_at_", "(a)") and not obfuscated_dot:
+        if domain.rpartition(".")[2].lower() in _CODE_EXTENSION_TLDS:
+            return ARCHIVE, None
+    address = normalize_email(f"{local}@{_DOT_SEPARATOR.sub('.', domain)}")
+    kind = ARCHIVE if word_at in ("at", "_at_", "(a)") and not obfuscated_dot else OBFUSCATED
+    return kind, address
+
+
+def _bare_at_is_prose(match: re.Match, text: str) -> bool:
+    """True unless "x at host.tld" reads as an address: the local part is not a
+    prose word or a number, no determiner comes before it ("the team at ..."),
+    the domain is not a URL (www., a path after it) or a file name."""
+    local, _, domain = match.groups()
+    labels = domain.lower().split(".")
+    if not _LITERAL_DOT_ONLY.match(domain):
+        return True
+    if local.lower() in _PROSE_BEFORE_BARE_AT or local.isdigit() or labels[0] in _PROSE_AFTER_AT:
+        return True
+    if labels[-1] in _CODE_EXTENSION_TLDS:
+        return True
+    if text[match.end() : match.end() + 1] in ("/", ":") or text[match.start() - 3 : match.start()] == "://":
+        return True
+    previous = _WORD_BEFORE.search(text, max(0, match.start() - 40), match.start())
+    if previous is not None and previous.group(1).lower() in _PROSE_PREVIOUS:
+        return True
+    # Brand names in running text ("Shop at Amazon.com") are capitalised; mail domains rarely are.
+    return domain[0].isupper() and domain[1:2].islower() and local[0].islower()
+
+
+def merged_windows(found: list[int], before: int, after: int, limit: int):
+    """Windows [anchor - before, anchor + after) of sorted anchors, overlapping ones merged."""
+    start = end = None
+    for anchor in found:
+        if end is not None and anchor - before <= end:
+            end = min(limit, anchor + after)
+            continue
+        if end is not None:
+            yield start, end
+        start, end = max(0, anchor - before), min(limit, anchor + after)
+    if end is not None:
+        yield start, end

@@ -1,0 +1,259 @@
+"""What the browser renders: addresses whose parts the source keeps apart.
+
+A person reads "info@acme.com" where the source says
+`info<!-- -->&#64;<!-- -->acme.com`, `<span>info</span>@<span>acme.com</span>`,
+`info<b>@</b>acme.com`, `in&shy;fo@acme.com`, `info@<span style="display:none">x</span>acme.com`,
+`earl @ earlhood . com`, `info＠acme．com`, Drupal SpamSpan's
+`<span class="u">info</span> [at] <span class="d">acme [dot] com</span>`
+("markup"), or `<span style="unicode-bidi:bidi-override; direction:rtl">moc.emca@ofni</span>`
+("css"). Nothing builds a DOM: a window of a few hundred characters around an
+anchor is rendered to text (`render`) and read like plain text.
+
+Rendering rules (what keeps precision): comments, empty elements, hidden
+elements (display:none, visibility:hidden, the hidden attribute) and
+invisible characters vanish; an inline tag joins its neighbours only where
+it touches "@" or "." (so `<b>Email</b>info@acme.com` stays two words);
+every other tag is a space.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+from trawl.extract import anchors
+from trawl.extract.address import (
+    CHAR_REF,
+    DOMAIN_AFTER,
+    LOCAL_BEFORE,
+    addresses_in,
+    inside_a_word,
+    is_message_id,
+    normalize_email,
+)
+from trawl.extract.archive import OBFUSCATED_ADDRESS, PROSE_BEFORE_AT, merged_windows, read_match
+from trawl.extract.kinds import CSS, MARKUP, TEXT
+
+_REACH = 300
+_INLINE = frozenset({
+    "a", "abbr", "b", "bdi", "cite", "code", "data", "em", "font", "i", "kbd", "mark", "q", "samp",
+    "small", "span", "strong", "sub", "sup", "time", "tt", "u", "var", "wbr", "ins", "nobr", "big",
+})
+_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.S)
+_HIDDEN_ELEMENT = re.compile(
+    r"<(span|div|b|i|em|strong|small|font|a|u|code|tt|sup|sub|label|ins)\b[^>]*?"
+    r"(?:display\s*:\s*none|visibility\s*:\s*hidden|\shidden(?=[\s>/=]))[^>]*>.*?</\1\s*>",
+    re.I | re.S,
+)
+_HIDDEN_VOID = re.compile(r"<(?:img|input|br)\b[^>]*?(?:display\s*:\s*none|type\s*=\s*[\"']?hidden)[^>]*>", re.I)
+_IMAGE_ALT = re.compile(r"<img\b[^>]*?\balt\s*=\s*[\"']([^\"']{0,12})[\"'][^>]*>", re.I)
+_EMPTY_ELEMENT = re.compile(r"<([a-z]+)\b[^>]*>[ \t]*</\1\s*>", re.I)
+_TAG = re.compile(r"<(/?)([a-z][a-z0-9]*)\b[^>]*>", re.I)
+_INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u200b\u200c\u200d\u2060\ufeff"))
+_FULL_WIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)}
+_ALT_TEXT = {"@": "@", "at": " [at] ", "(at)": " [at] ", "[at]": " [at] ", ".": ".", "dot": " [dot] "}
+_SPACED_DOMAIN = re.compile(r"[A-Za-z0-9\-]{1,63}(?:(?: \. |\.)[A-Za-z0-9\-]{1,63}){1,6}")
+_INVISIBLE_REFS = ("&shy;", "&#173;", "&#xad;", "&#8203;", "&#x200b;", "&zwj;", "&zwnj;", "&#8204;", "&#8205;")
+# What may stand right beside "@" and mean the browser shows something else.
+_MARKUP_NEIGHBOURS = frozenset("<> \u00ad\u200b\u200c\u200d\u2060\ufeff")
+_ADDRESS_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._+-'")
+_ADDRESS_SIDE = _ADDRESS_CHARS | frozenset("\u00ad\u200b\u200c\u200d\u2060\ufeff;")
+_RTL_CLASS = re.compile(r"\.([\w-]+)\s*\{([^}]*)\}")
+_ELEMENT = re.compile(r"<(span|div|p|a|b|i|em|strong|td|li)\b([^>]*)>(.*?)</\1\s*>", re.I | re.S)
+
+
+def render(fragment: str) -> str:
+    """The text a browser shows for an HTML fragment (see the module's rules)."""
+    if "<" in fragment:
+        fragment = _COMMENT.sub("", fragment)
+        if "<" in fragment:
+            fragment = CHAR_REF.sub(_char, fragment)
+            fragment = _HIDDEN_ELEMENT.sub("", fragment)
+            fragment = _HIDDEN_VOID.sub("", fragment)
+            fragment = _IMAGE_ALT.sub(lambda m: _ALT_TEXT.get(m.group(1).strip().lower(), " "), fragment)
+            fragment = _EMPTY_ELEMENT.sub("", fragment)
+            fragment = _join_tags(fragment.translate(_INVISIBLE))
+    if "&" in fragment:
+        fragment = html.unescape(fragment)
+    return fragment.translate(_INVISIBLE).translate(_FULL_WIDTH)
+
+
+def _char(match: re.Match) -> str:
+    return html.unescape(match.group() if match.group().endswith(";") else match.group() + ";")
+
+
+def _join_tags(fragment: str) -> str:
+    pieces = _TAG.split(fragment)  # text, slash, name, text, slash, name, ..., text
+    out = [pieces[0]]
+    for i in range(1, len(pieces) - 1, 3):
+        name, after = pieces[i + 1].lower(), pieces[i + 2]
+        before = out[-1]
+        touches = before.endswith(("@", ".")) or after.startswith(("@", "."))
+        out.append("" if name in _INLINE and (touches or name == "wbr") else " ")
+        out.append(after)
+    return "".join(out)
+
+
+def touches_markup(text: str, start: int, end: int) -> bool:
+    """True when markup or an invisible character that the browser may join
+    touches the address text[start:end] ("in<!-- -->fo@", "info@acme<wbr>.com")."""
+    before = text[start - 1 : start]
+    after = text[end : end + 1]
+    if (before == ";" and text.endswith(_INVISIBLE_REFS, max(0, start - 8), start)) or (
+        after == "&" and text.startswith(_INVISIBLE_REFS, end)
+    ):
+        return True
+    if before in _MARKUP_NEIGHBOURS and before not in "< " and start > 0:
+        if before != ">" or _joining_before(text, start):
+            return True
+    return after in _MARKUP_NEIGHBOURS and after not in "> " and (after != "<" or _joining_after(text, end))
+
+
+def _joining_before(text: str, start: int) -> bool:
+    """A comment, a closing inline tag or <wbr> ends right before `start`."""
+    if text.endswith("-->", 0, start):
+        return True
+    opening = text.rfind("<", max(0, start - 200), start)
+    tag = _TAG.match(text, opening) if opening != -1 else None
+    if tag is None or tag.end() != start:
+        return False
+    name = tag.group(2).lower()
+    return (tag.group(1) == "/" and name in _INLINE) or name == "wbr" or _HIDDEN_VOID.match(text, opening) is not None
+
+
+def _joining_after(text: str, end: int) -> bool:
+    """A comment, an opening inline tag or <wbr> starts at `end`."""
+    if text.startswith("<!--", end):
+        return True
+    tag = _TAG.match(text, end)
+    return tag is not None and tag.group(1) == "" and tag.group(2).lower() in _INLINE
+
+
+def rendered_at(scan, at: int, width: int = 1) -> tuple[str | None, bool]:
+    """(the address a browser shows around the "@" at text[at:at+width], spaced)."""
+    text = scan.text
+    left = render(text[max(0, at - _REACH) : at] + "@")[:-1]
+    right = render("@" + text[at + width : at + width + _REACH])[1:]
+    spaced = left.endswith((" ", "\u3000")) and right.startswith((" ", "\u3000"))
+    if spaced:
+        left, right = left.rstrip(" \u3000"), right.lstrip(" \u3000")
+    local = LOCAL_BEFORE.search(left)
+    domain = (_SPACED_DOMAIN if spaced else DOMAIN_AFTER).match(right)
+    if local is None or domain is None or inside_a_word(left, local.start() - 1):
+        return None, spaced
+    if inside_a_word(right, domain.end()) or right[domain.end() : domain.end() + 1] == ":":
+        return None, spaced  # git@host:path
+    before = left[: local.start()]
+    if before.lower().endswith(("mailto:", "://")) or before.rstrip().endswith(("<", "&lt;")) and (
+        right[domain.end() :].lstrip().startswith((">", "&gt;"))
+        and re.search(r"\d{6,}|[0-9a-f]{10,}", local.group().lower())
+    ):
+        return None, spaced
+    if spaced and (local.group().lower() in PROSE_BEFORE_AT or local.group().isdigit()):
+        return None, spaced
+    address = normalize_email(f"{local.group()}@{domain.group().replace(' . ', '.')}")
+    if address is not None and is_message_id(*address.split("@")):
+        return None, spaced
+    return address, spaced
+
+
+def run(scan) -> None:
+    text, lowered = scan.text, scan.lowered
+    if "@" in text:
+        _around_literal_ats(scan)
+    for start, end in scan.at_entities:  # the entity pass noted each "&#64;"
+        if _neighbours_markup(text, start, end):
+            _report(scan, start, end - start)
+    if not text.isascii():
+        for at in anchors.positions(text, (anchors.FULL_WIDTH_AT,)):
+            _report(scan, at, 1)
+    _worded_across_markup(scan)
+    if anchors.BIDI_OVERRIDE in lowered:
+        _reversed_by_css(scan)
+
+
+def _around_literal_ats(scan) -> None:
+    """Each "@" that markup, a space or an invisible character touches."""
+    text = scan.text
+    at = text.find("@")
+    while at != -1:
+        if _neighbours_markup(text, at, at + 1):
+            _report(scan, at, 1)
+        at = text.find("@", at + 1)
+
+
+def _neighbours_markup(text: str, start: int, end: int) -> bool:
+    """True when the "@" at text[start:end] may join its parts across markup:
+    spaced on both sides, or each side an address character, an invisible
+    one, or an inline tag or comment ("<style>@media" is not)."""
+    before, after = text[start - 1 : start] if start else "", text[end : end + 1]
+    if before == " " or after == " ":
+        return before == after
+    left = before in _ADDRESS_SIDE or (before == ">" and _inline_before(text, start))
+    right = after in _ADDRESS_SIDE or (after == "<" and _inline_after(text, end))
+    return left and right and not (before in _ADDRESS_CHARS and after in _ADDRESS_CHARS)
+
+
+def _inline_before(text: str, end: int) -> bool:
+    if text.endswith("-->", 0, end):
+        return True
+    opening = text.rfind("<", max(0, end - 200), end)
+    tag = _TAG.match(text, opening) if opening != -1 else None
+    return tag is not None and tag.end() == end and (tag.group(2).lower() in _INLINE or tag.group(2).lower() == "img")
+
+
+def _inline_after(text: str, start: int) -> bool:
+    if text.startswith("<!--", start):
+        return True
+    tag = _TAG.match(text, start)
+    return tag is not None and (tag.group(2).lower() in _INLINE or tag.group(2).lower() == "img")
+
+
+def _report(scan, at: int, width: int) -> None:
+    if scan.hidden(at):
+        return
+    address, _ = rendered_at(scan, at, width)
+    if address is None:
+        return
+    raw = scan.lowered[max(0, at - 80) : at + width + 260]
+    scan.add(address, TEXT if address in raw else MARKUP, at)
+
+
+def _worded_across_markup(scan) -> None:
+    """"[at]"-style forms whose parts markup separates (SpamSpan)."""
+    lowered = scan.lowered
+    found = []
+    for match in scan.brackets:  # the archive pass found them
+        before = lowered[max(0, match.start() - 3) : match.start()].rstrip()
+        after = lowered[match.end() : match.end() + 3].lstrip()
+        if before.endswith(">") or after.startswith("<"):
+            found.append(match.start())
+    if not found:
+        return
+    found.sort()
+    for start, end in merged_windows(found, before=200, after=400, limit=len(lowered)):
+        window = render(scan.text[start:end])
+        for match in OBFUSCATED_ADDRESS.finditer(window):
+            _, address = read_match(match, window)
+            if address is not None:
+                scan.add(address, MARKUP, start)
+
+
+def _reversed_by_css(scan) -> None:
+    """Text shown right-to-left by unicode-bidi: bidi-override (inline style,
+    or a class of a <style> rule): read reversed."""
+    text, lowered = scan.text, scan.lowered
+    classes = {
+        match.group(1).lower()
+        for match in _RTL_CLASS.finditer(lowered)
+        if "rtl" in match.group(2) and "bidi-override" in match.group(2)
+    }
+    for match in _ELEMENT.finditer(text):
+        attributes = match.group(2).lower()
+        styled = "rtl" in attributes and "bidi-override" in attributes
+        named = any(re.search(rf"class\s*=\s*[\"']?[^\"'>]*\b{re.escape(c)}\b", attributes) for c in classes)
+        if styled or named:
+            shown = render(match.group(3))[::-1]
+            for address in addresses_in(shown):
+                scan.add(address, CSS, match.start())
+

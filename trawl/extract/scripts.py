@@ -1,0 +1,391 @@
+"""What scripts assemble, read without a browser ("script").
+
+Address-hiding scripts build the address from pieces the source keeps
+apart. A small evaluator (`evaluate`) follows what they do with string
+literals only: concatenation with `+` and `+=` into variables (Joomla's
+email cloaking builds `addy…` this way), `document.write(…)` and
+`….innerHTML = …`, `'…'.split('').reverse().join('')`, `String.fromCharCode(…)`,
+`unescape` / `decodeURIComponent` / `atob`, and `eval` of what those give
+(WordPress email encoders). Nothing is executed: no loops, no functions, no
+property lookups beyond the names assigned in the same script; whatever is
+unknown becomes a character that no address contains.
+
+Beside scripts, the markup the decoders read: TYPO3 `linkTo_UnCryptMailto('…')`
+and `data-mailto-token` (a shift of every character of the `mailto:` link,
+read by trying each offset), ROT13 decoders (the literals of a script that
+rotates by 13; the encoded literals themselves are never reported),
+`data-enc-email` (ROT13 with "[at]"), attribute pairs such as
+`data-user` + `data-domain`, SPIP's `lancerlien('host','user')`, and
+handlers (`onclick="location.href='mai'+'lto:'…"`, `href="javascript:…"`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import codecs
+import html
+import re
+from urllib.parse import unquote
+
+from trawl.extract import anchors
+from trawl.extract.address import addresses_in, normalize_email
+from trawl.extract.kinds import SCRIPT
+
+_UNKNOWN = "\x00"  # stands for any value the evaluator cannot know
+_MAX_TOKENS = 20_000
+_MAX_DEPTH = 3
+_TOKEN = re.compile(
+    r"""(?P<str>'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*"|`(?:[^`\\]|\\.)*`)"""
+    r"""|(?P<skip>//[^\n]*|/\*.*?\*/|\s+)"""
+    r"""|(?P<num>0[xX][0-9a-fA-F]+|\d+)"""
+    r"""|(?P<name>[A-Za-z_$][\w$]*)"""
+    r"""|(?P<op>\+=|===?|!==?|.)""",
+    re.S,
+)
+_JS_STRING_ESCAPE = re.compile(r"\\(u\{[0-9a-fA-F]+\}|u[0-9a-fA-F]{4}|x[0-9a-fA-F]{2}|.)", re.S)
+_SIMPLE_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", "v": "\v", "0": "\0"}
+_KEYWORDS = frozenset({"var", "let", "const", "return", "new", "typeof", "void", "else", "in", "of"})
+_HANDLER = re.compile(r"""onclick\s*=\s*(?:"([^"]*)"|'([^']*)')""", re.I)
+_ROT13_MARK = re.compile(r"rot-?13|\b13\b")
+_TYPO3_CALL = re.compile(r"""linkto_uncryptmailto\(\s*['"]([^'"]{4,512})['"]\s*(?:,\s*(-?\d+))?""", re.I)
+_TYPO3_TOKEN = re.compile(r"""data-mailto-token\s*=\s*["']([^"']{4,512})["']""", re.I)
+_ENC_EMAIL = re.compile(r"""data-enc-email\s*=\s*["']([^"']{3,512})["']""", re.I)
+_DATA_ATTRIBUTE = re.compile(r"""data-([\w-]+)\s*=\s*["']([^"'<>]{1,128})["']""", re.I)
+_SPIP_CALL = re.compile(r"""lancerlien\(\s*['"]([^'"]{1,128})['"]\s*,\s*['"]([^'"]{1,128})['"]""", re.I)
+_USER_KEYS = ("user", "account", "local", "mailbox", "u", "prefix", "name", "nom")
+_DOMAIN_KEYS = ("domain", "host", "d", "server", "domaine")
+_TLD_KEYS = ("tld", "ext", "suffix")
+
+
+def run(scan) -> None:
+    """Every decoder pass whose anchor is on the page."""
+    lowered = scan.lowered
+    if any(lowered.startswith("<script", at) for at in scan.markup_starts):
+        for start, end in _script_blocks(lowered):
+            code_lowered = lowered[start:end]
+            if anchors.any_in(code_lowered, anchors.SCRIPT_LITERALS):
+                _script(scan, scan.text[start:end], code_lowered, start, end)
+    if anchors.HANDLER in lowered:
+        _handlers(scan)
+        if "lancerlien" in lowered:
+            _spip(scan)
+    for at in scan.mail:
+        for name, offset in anchors.MAIL_ANCHORS.items():
+            if lowered.startswith(name, at - offset):
+                (_encoder_attribute if name == "data-enc-email" else _typo3)(scan, at - offset)
+    pairs = [match.start() for match in anchors.ATTRIBUTE_PAIR.finditer(lowered)]
+    if pairs:
+        _attribute_pairs(scan, pairs)
+
+
+def _script_blocks(lowered: str):
+    """(start, end) of the code of each <script> that is code, not data (JSON, JSON-LD)."""
+    at = lowered.find("<script")
+    while at != -1:
+        opened = lowered.find(">", at)
+        end = lowered.find("</script", opened)
+        if opened == -1 or end == -1:
+            return
+        if "json" not in lowered[at:opened] and "template" not in lowered[at:opened]:
+            yield opened + 1, end
+        at = lowered.find("<script", end)
+
+
+# ---------------------------------------------------------------- scripts
+
+
+def _script(scan, code: str, code_lowered: str, start: int, end: int) -> None:
+    outputs = evaluate(code)
+    if _ROT13_MARK.search(code_lowered) and ("charcodeat" in code_lowered or "rot" in code_lowered):
+        outputs += [codecs.decode(value, "rot13") for value in _literals(code)]
+        scan.suppress(start, end)  # the literals are the encoded form
+    _report(scan, outputs, code, start)
+
+
+def _handlers(scan) -> None:
+    text = scan.text
+    for at in anchors.positions(scan.lowered, (anchors.HANDLER,)):
+        match = _HANDLER.match(text, at)
+        value = None if match is None else match.group(1) if match.group(1) is not None else match.group(2)
+        if value is None or ("+" not in value and "(" not in value):
+            continue
+        code = html.unescape(value) if "&" in value else value
+        if code[:11].lower() == "javascript:":
+            code = unquote(code[11:])
+        _report(scan, evaluate(code), code, at)
+
+
+def _report(scan, outputs: list[str], raw: str, at: int) -> None:
+    # An address whole in one literal (plain, escaped or with entities) is the plain family's.
+    whole = " ".join(shown for value in _literals(raw) for shown in _readings(value)).lower()
+    seen = set()
+    for value in outputs:
+        if "@" not in value and "&" not in value and "%" not in value:
+            continue
+        for shown in _readings(value):
+            for address in addresses_in(shown):
+                if address not in seen and address not in whole:
+                    seen.add(address)
+                    scan.add(address, SCRIPT)
+
+
+def _readings(value: str) -> list[str]:
+    """The text of a value as the page would show it: entities decoded, and a
+    percent-encoded mailto: link decoded."""
+    shown = html.unescape(value) if "&" in value else value
+    return [shown, unquote(shown)] if "%" in shown else [shown]
+
+
+def _literals(code: str) -> list[str]:
+    return [_js_string(match.group("str")) for match in _TOKEN.finditer(code) if match.lastgroup == "str"]
+
+
+def _js_string(literal: str) -> str:
+    body = literal[1:-1]
+    return _JS_STRING_ESCAPE.sub(_js_escape, body) if "\\" in body else body
+
+
+def _js_escape(match: re.Match) -> str:
+    escape = match.group(1)
+    if escape[0] == "u" and len(escape) > 1:
+        code = int(escape[2:-1] if escape[1] == "{" else escape[1:], 16)
+        return chr(code) if code < 0x110000 else _UNKNOWN
+    if escape[0] == "x" and len(escape) == 3:
+        return chr(int(escape[1:], 16))
+    return _SIMPLE_ESCAPES.get(escape, escape)
+
+
+def evaluate(code: str, depth: int = 0) -> list[str]:
+    """Every string value the script's literal expressions produce."""
+    return _Evaluator(code, depth).run()
+
+
+class _Evaluator:
+    """Reads a script as statements of string expressions; see the module docstring."""
+
+    def __init__(self, code: str, depth: int):
+        self.tokens: list[tuple[str, str]] = []
+        for match in _TOKEN.finditer(code):
+            if match.lastgroup != "skip":
+                self.tokens.append((match.lastgroup, match.group()))
+                if len(self.tokens) >= _MAX_TOKENS:
+                    break
+        self.tokens.append(("end", ""))
+        self.depth = depth
+        self.env: dict[str, object] = {}
+        self.outputs: list[str] = []
+
+    def run(self) -> list[str]:
+        i, tokens = 0, self.tokens
+        while tokens[i][0] != "end":
+            kind, value = tokens[i]
+            if kind == "name" and value in _KEYWORDS:
+                i += 1
+                continue
+            if kind == "name":
+                path, j = self._path(i)
+                if tokens[j][1] in ("=", "+="):
+                    result, k = self._expression(j + 1)
+                    if tokens[j][1] == "+=":
+                        result = _concat(self.env.get(path), result)
+                    self.env[path] = result
+                    self._output(result)
+                    i = max(k, j + 1)
+                    continue
+            if kind in ("name", "str", "num") or value in ("(", "["):
+                result, k = self._expression(i)
+                self._output(result)
+                i = max(k, i + 1)
+                continue
+            i += 1
+        return self.outputs
+
+    def _output(self, value: object) -> None:
+        if isinstance(value, str) and value.strip(_UNKNOWN):
+            self.outputs.append(value)
+
+    def _path(self, i: int) -> tuple[str, int]:
+        """A dotted name (document.getElementById, addy123) and the index after it."""
+        tokens, names = self.tokens, [self.tokens[i][1]]
+        j = i + 1
+        while tokens[j][1] == "." and tokens[j + 1][0] == "name":
+            names.append(tokens[j + 1][1])
+            j += 2
+        return ".".join(names), j
+
+    def _expression(self, i: int) -> tuple[object, int]:
+        value, i = self._term(i)
+        while self.tokens[i][1] == "+":
+            right, i = self._term(i + 1)
+            value = _concat(value, right)
+        return value, i
+
+    def _term(self, i: int) -> tuple[object, int]:
+        kind, token = self.tokens[i]
+        if kind == "str":
+            return self._postfix(_js_string(token), i + 1)
+        if kind == "num":
+            return self._postfix(str(int(token, 0)), i + 1)
+        if token == "(":
+            value, i = self._expression(i + 1)
+            if self.tokens[i][1] == ")":
+                i += 1
+            return self._postfix(value, i)
+        if token == "[":
+            items, i = self._arguments(i + 1, "]")
+            return self._postfix(items, i)
+        if kind == "name":
+            path, j = self._path(i)
+            if self.tokens[j][1] == "(":
+                arguments, j = self._arguments(j + 1, ")")
+                return self._postfix(self._call(path, arguments), j)
+            return self._postfix(self.env.get(path), j)
+        return None, i
+
+    def _arguments(self, i: int, closing: str) -> tuple[list, int]:
+        values = []
+        while self.tokens[i][1] not in (closing, ";") and self.tokens[i][0] != "end":
+            value, j = self._expression(i)
+            values.append(value)
+            i = j if j > i else i + 1
+            if self.tokens[i][1] == ",":
+                i += 1
+        return values, (i + 1 if self.tokens[i][1] == closing else i)
+
+    def _postfix(self, value: object, i: int) -> tuple[object, int]:
+        """Method calls on a value: split / reverse / join / replace / case, concat."""
+        tokens = self.tokens
+        while tokens[i][1] == "." and tokens[i + 1][0] == "name" and tokens[i + 2][1] == "(":
+            method = tokens[i + 1][1]
+            arguments, i = self._arguments(i + 3, ")")
+            value = _method(value, method, arguments)
+        return value, i
+
+    def _call(self, path: str, arguments: list) -> object:
+        name = path.rpartition(".")[2]
+        first = arguments[0] if arguments else None
+        if name == "fromCharCode":
+            try:
+                return "".join(chr(int(a)) for a in arguments)
+            except (TypeError, ValueError, OverflowError):
+                return None
+        if not isinstance(first, str):
+            return None
+        if name in ("unescape", "decodeURIComponent", "decodeURI"):
+            return unquote(first)
+        if name == "atob":
+            try:
+                return base64.b64decode(first, validate=False).decode("utf-8", "replace")
+            except (binascii.Error, ValueError):
+                return None
+        if name == "eval" and self.depth < _MAX_DEPTH:
+            self.outputs += evaluate(first, self.depth + 1)
+            return None
+        if name in ("write", "writeln"):
+            return "".join(a if isinstance(a, str) else _UNKNOWN for a in arguments)
+        return None
+
+
+def _concat(left: object, right: object) -> str:
+    return (left if isinstance(left, str) else _UNKNOWN) + (right if isinstance(right, str) else _UNKNOWN)
+
+
+def _method(value: object, method: str, arguments: list) -> object:
+    first = arguments[0] if arguments else None
+    if method == "split" and isinstance(value, str) and isinstance(first, str):
+        return list(value) if first == "" else value.split(first)
+    if method == "reverse" and isinstance(value, list):
+        return value[::-1]
+    if method == "join" and isinstance(value, list):
+        separator = first if isinstance(first, str) else ","
+        return separator.join(v if isinstance(v, str) else _UNKNOWN for v in value)
+    if method == "replace" and isinstance(value, str) and len(arguments) == 2:
+        if isinstance(first, str) and isinstance(arguments[1], str):
+            return value.replace(first, arguments[1], 1)
+    if method in ("toLowerCase", "toUpperCase") and isinstance(value, str):
+        return value.lower() if method == "toLowerCase" else value.upper()
+    if method == "concat" and isinstance(value, str):
+        return value + "".join(a if isinstance(a, str) else _UNKNOWN for a in arguments)
+    return None
+
+
+# ---------------------------------------------------------------- decoders in markup
+
+
+def typo3_decrypt(encoded: str, offset: int) -> str:
+    """TYPO3's spam protection undone: each character of the ranges "+" .. ":",
+    "@" .. "Z" and "a" .. "z" shifted by `offset` within its range."""
+    out = []
+    for char in encoded:
+        code = ord(char)
+        for low, high in ((0x2B, 0x3A), (0x40, 0x5A), (0x61, 0x7A)):
+            if low <= code <= high:
+                code = low + (code - low + offset) % (high - low + 1)
+                break
+        out.append(chr(code))
+    return "".join(out)
+
+
+def _typo3(scan, at: int) -> None:
+    window = scan.text[at : at + 1100]
+    window = unquote(html.unescape(window)) if "%" in window or "&" in window else window
+    for pattern in (_TYPO3_CALL, _TYPO3_TOKEN):
+        match = pattern.match(window)
+        if match is not None:
+            encoded = match.group(1)
+            for offset in range(-26, 27):  # whichever shift gives a mailto: link
+                decoded = typo3_decrypt(encoded, offset)
+                if decoded.lower().startswith("mailto:"):
+                    for address in addresses_in(unquote(decoded[7:].partition("?")[0])):
+                        scan.add(address, SCRIPT)
+                    break
+
+
+def _encoder_attribute(scan, at: int) -> None:
+    """data-enc-email="vasb[at]npzr.pbz": ROT13 with "[at]" for "@"."""
+    match = _ENC_EMAIL.match(scan.text, at)
+    if match is not None:
+        scan.suppress(match.start(1), match.end(1))
+        decoded = codecs.decode(html.unescape(match.group(1)), "rot13").replace("[at]", "@")
+        for address in addresses_in(decoded):
+            scan.add(address, SCRIPT)
+
+
+def _attribute_pairs(scan, positions: list[int]) -> None:
+    """<a data-user="info" data-domain="acme.com">: a script joins them with "@"."""
+    text, lowered = scan.text, scan.lowered
+    for at in positions:
+        start = lowered.rfind("<", max(0, at - 1024), at)
+        end = lowered.find(">", at)
+        if start == -1 or end == -1:
+            continue
+        attributes = {m.group(1).lower(): html.unescape(m.group(2)) for m in _DATA_ATTRIBUTE.finditer(text, start, end)}
+        user = _value(attributes, _USER_KEYS)
+        domain = _value(attributes, _DOMAIN_KEYS)
+        if user is None or domain is None:
+            continue
+        if _value(attributes, ("name", "nom")) == user and "mail" not in lowered[start:end]:
+            continue  # data-name is a person's name unless the element is about mail
+        tld = _value(attributes, _TLD_KEYS)
+        scan.add(normalize_email(f"{user}@{domain}{'.' + tld.lstrip('.') if tld else ''}"), SCRIPT, start)
+
+
+def _value(attributes: dict[str, str], keys: tuple[str, ...]) -> str | None:
+    for key in keys:
+        for name, value in attributes.items():
+            if name == key or name.endswith("-" + key):
+                return value.strip()
+    return None
+
+
+def _spip(scan) -> None:
+    """SPIP's onclick="location.href=lancerlien('acme.com','info')": the two
+    halves in either order, whichever is an address."""
+    window = html.unescape(scan.text) if "&" in scan.text else scan.text
+    for match in _SPIP_CALL.finditer(window):
+        first, second = match.groups()
+        for address in (normalize_email(f"{second}@{first}"), normalize_email(f"{first}@{second}")):
+            if address is not None:
+                scan.add(address, SCRIPT)
+                break
