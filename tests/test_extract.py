@@ -312,6 +312,9 @@ Accounts: accounts&#64;acme&#46;co&#46;uk. Jobs: jobs [at] acme [dot] co [dot] u
  data-cfemail="CFHEX">[email&#160;protected]</a></p>
 <p>Our office is at 10 High Street. Look at the dot com boom, or at acme.co.uk.</p>
 <p>Write to <span itemprop="email">ceo@acme.co.uk</span>, never to you@example.com.</p>
+<p>List admin: list.admin at lists.acme.co.uk. Office: <span>office</span>@<span>acme.co.uk</span>.
+<span style="unicode-bidi:bidi-override; direction:rtl">ku.oc.emca@draob</span></p>
+<script>document.write('hr' + '@' + 'acme.co.uk');</script>
 <p><img src="/img/team@2x.jpg" alt="Team"> Built with lodash@4.17.21.</p>
 <ul>
 <li><a href="products/widget.html">Widget</a></li>
@@ -350,6 +353,10 @@ REALISTIC_EMAILS = {
     "jobs@acme.co.uk": {"obfuscated"},
     "help@acme.co.uk": {"cfemail"},
     "ceo@acme.co.uk": {"itemprop", "text"},
+    "list.admin@lists.acme.co.uk": {"archive"},
+    "office@acme.co.uk": {"markup"},
+    "board@acme.co.uk": {"css"},
+    "hr@acme.co.uk": {"script"},
 }
 
 

@@ -83,7 +83,7 @@ def _is_false_positive(local: str, domain: str) -> bool:
 # Exim "E1LmXyz-0001Ab-Cd@host", Gnus "87r5abc.fsf@host", Gmail "CA...@mail.gmail.com".
 _MESSAGE_ID_LOCAL = re.compile(
     r"\d{8,}[._\-$=+]|[._\-$=+]\d{8,}|^[0-9a-f]{8}\.[0-9a-f]{6,}$|"
-    r"^[0-9a-z]{6}-[0-9a-z]{6}-[0-9a-z]{2}$|\.fsf$"
+    r"^e?[0-9a-z]{6}-[0-9a-z]{6}-[0-9a-z]{2}$|\.fsf$"
 )
 _MESSAGE_ID_DOMAINS = frozenset({"mail.gmail.com"})
 

@@ -20,7 +20,7 @@ BRACKETED = tuple(
 )
 # " at " before something dotted ("john at example.com": prose has " at the "),
 # hypermail's "john_at_example.com", "robert -at- example -dot- be".
-_WORDED_AT = re.compile(r"at(?: (?=[a-z0-9\-]{1,63}\.[a-z0-9])|[_\-](?=[a-z0-9]))")
+_WORDED_AT = re.compile(r"at(?: (?=[a-z0-9\-]{1,63}\.[a-z0-9])|[_\-](?= ?[a-z0-9]))")
 
 # markup.py: what the browser shows differently from the source.
 FULL_WIDTH_AT = "\uff20"  # "＠" (only in non-ASCII pages)

@@ -30,7 +30,8 @@ _BRACKETED_DOT = (
 )
 _DOT = rf"(?:{_BRACKETED_DOT}|\s+dot\s+|_dot_|\.)"
 OBFUSCATED_ADDRESS = re.compile(
-    rf"(?<![\w.+\-])([a-z0-9][a-z0-9._+\-]{{0,63}}?)({_BRACKETED_AT}|\s+at\s+|_at_|\(a\))"
+    rf"(?<![\w.+\-])([a-z0-9][a-z0-9._+\-]{{0,63}}?(?:{_BRACKETED_DOT}[a-z0-9][a-z0-9._+\-]{{0,63}}?){{0,3}})"
+    rf"({_BRACKETED_AT}|\s+at\s+|_at_|\(a\))"
     rf"([a-z0-9\-]{{1,63}}(?:{_DOT}[a-z0-9\-]{{1,63}}){{1,6}})(?![\w\-]|\.[a-z0-9])",
     re.IGNORECASE,
 )
@@ -117,7 +118,7 @@ def read_match(match: re.Match, text: str) -> tuple[str, str | None]:
     if word_at in ("_at_", "(a)") and not obfuscated_dot:
         if domain.rpartition(".")[2].lower() in _CODE_EXTENSION_TLDS:
             return ARCHIVE, None
-    address = normalize_email(f"{local}@{_DOT_SEPARATOR.sub('.', domain)}")
+    address = normalize_email(f"{_DOT_SEPARATOR.sub('.', local)}@{_DOT_SEPARATOR.sub('.', domain)}")
     kind = ARCHIVE if word_at in ("at", "_at_", "(a)") and not obfuscated_dot else OBFUSCATED
     return kind, address
 

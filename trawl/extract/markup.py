@@ -59,7 +59,8 @@ _MARKUP_NEIGHBOURS = frozenset("<> \u00ad\u200b\u200c\u200d\u2060\ufeff")
 _ADDRESS_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._+-'")
 _ADDRESS_SIDE = _ADDRESS_CHARS | frozenset("\u00ad\u200b\u200c\u200d\u2060\ufeff;")
 _RTL_CLASS = re.compile(r"\.([\w-]+)\s*\{([^}]*)\}")
-_ELEMENT = re.compile(r"<(span|div|p|a|b|i|em|strong|td|li)\b([^>]*)>(.*?)</\1\s*>", re.I | re.S)
+_OPENING_TAG = re.compile(r"<(span|div|p|a|b|i|em|strong|td|li|bdo)\b([^>]*)>")
+_CLASS_ATTRIBUTE = re.compile(r"""class\s*=\s*["']?([^"'>]*)""")
 
 
 def render(fragment: str) -> str:
@@ -244,16 +245,21 @@ def _reversed_by_css(scan) -> None:
     or a class of a <style> rule): read reversed."""
     text, lowered = scan.text, scan.lowered
     classes = {
-        match.group(1).lower()
+        match.group(1)
         for match in _RTL_CLASS.finditer(lowered)
         if "rtl" in match.group(2) and "bidi-override" in match.group(2)
     }
-    for match in _ELEMENT.finditer(text):
-        attributes = match.group(2).lower()
+    for match in _OPENING_TAG.finditer(lowered):
+        attributes = match.group(2)
         styled = "rtl" in attributes and "bidi-override" in attributes
-        named = any(re.search(rf"class\s*=\s*[\"']?[^\"'>]*\b{re.escape(c)}\b", attributes) for c in classes)
+        named = classes and any(name in classes for name in _class_names(attributes))
         if styled or named:
-            shown = render(match.group(3))[::-1]
-            for address in addresses_in(shown):
+            close = lowered.find(f"</{match.group(1)}", match.end())
+            content = text[match.end() : close if close != -1 else match.end() + 512]
+            for address in addresses_in(render(content)[::-1]):
                 scan.add(address, CSS, match.start())
 
+
+def _class_names(attributes: str) -> list[str]:
+    found = _CLASS_ATTRIBUTE.search(attributes)
+    return found.group(1).split() if found else []

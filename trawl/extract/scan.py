@@ -11,13 +11,14 @@ decoding pass marked with `suppress()`).
 from __future__ import annotations
 
 import bisect
+import codecs
 import html
 import re
 from urllib.parse import unquote
 
 from trawl.extract import anchors, archive, markup, scripts
 from trawl.extract.address import CHAR_REF, ESCAPED_AT_OR_DOT, addresses_in, around_ats, normalize_email
-from trawl.extract.kinds import CFEMAIL, ENTITY, ITEMPROP, JS, JSONLD, MAILTO, MARKUP, META, TEXT
+from trawl.extract.kinds import CFEMAIL, ENTITY, ITEMPROP, JS, JSONLD, MAILTO, MARKUP, META, SCRIPT, TEXT
 
 # A "token" for context checks: the run of characters up to a delimiter.
 _TOKEN_REVERSED = re.compile(r"[^\s\"'<>()\[\]{}]*")
@@ -30,6 +31,9 @@ _CFEMAIL = re.compile(r"(?:data-cfemail\s*=\s*\\?[\"']?|email-protection(?:#|%23
 _ITEMPROP_BEFORE = re.compile(r"itemprop\s*=\s*[\"']?\Z")
 # Mail headers whose values are Message-IDs, not addresses.
 _MESSAGE_ID_LABEL = re.compile(r"(?:message-id|in-reply-to|references|msg-id)\W{0,40}\Z")
+_HIDING_TAG = re.compile(r"<[a-z][^<>]*?(?:display\s*:\s*none|visibility\s*:\s*hidden|\shidden[\s>=/])[^<>]*>[^<>]*\Z")
+# An element a script decodes with ROT13: class="rot13", id="rot-13-mail" ...
+_ROT13_CLASS = re.compile(r"<[^<>]*rot-?13[^<>]*>[^<>]*\Z")
 _DIGIT_OR_HEX_RUN = re.compile(r"\d{6,}|[0-9a-f]{10,}")
 
 
@@ -155,6 +159,14 @@ class EmailScan:
             return False
         return self.lowered.startswith("meta", opening + 1)
 
+    def _in_hidden_element(self, position: int) -> bool:
+        """True when the tag right before the text at `position` hides its
+        element (a honeypot address no reader sees)."""
+        opening = self.lowered.rfind("<", max(0, position - 512), position)
+        if opening == -1 or self.lowered.find(">", opening, position) == -1:
+            return False
+        return _HIDING_TAG.match(self.lowered, opening, position) is not None
+
     def _kind_at(self, position: int, kind: str) -> str:
         return JSONLD if self.in_jsonld(position) else kind
 
@@ -183,12 +195,17 @@ class EmailScan:
                 if shown != address:  # the browser joins more than the source shows
                     self.add(shown, MARKUP, at)
                     continue
+            if "rot" in self.lowered[max(0, start - 120) : start] and _ROT13_CLASS.search(
+                self.lowered, max(0, start - 120), start
+            ):
+                self.add(normalize_email(codecs.decode(candidate, "rot13")), SCRIPT, start)
+                continue  # the ROT13 text a script decodes: only the decoded address is real
             if address is None or _is_scp_like(text, end) or self.hidden(start):
                 continue
             token = self.token_before(start)
-            if "mailto:" in token or _is_url_userinfo(token):
-                continue  # the mailto pass owns it, or it is https://key@host
-            if self.message_id_context(start, end, address.partition("@")[0]):
+            if "mailto:" in token or "://" in token.replace("\\/", "/"):
+                continue  # the mailto pass owns it, or it is part of a URL (https://key@host/...)
+            if self.message_id_context(start, end, address.partition("@")[0]) or self._in_hidden_element(start):
                 continue
             if self.in_jsonld(start):
                 self.add(address, JSONLD)
@@ -274,13 +291,6 @@ def run_around(text: str, position: int, chars: re.Pattern, reach: int = 2048) -
     before = text[max(0, position - reach) : position][::-1]
     start = position - chars.match(before).end()
     return start, chars.match(text, position, position + reach).end()
-
-
-def _is_url_userinfo(token: str) -> bool:
-    """True when the token before an "@" is "scheme://user[:password]"."""
-    token = token.replace("\\/", "/")  # JSON escapes slashes: https:\/\/key@host
-    scheme_end = token.rfind("://")
-    return scheme_end != -1 and not any(c in token[scheme_end + 3 :] for c in "/?#")
 
 
 def _is_scp_like(text: str, end: int) -> bool:

@@ -118,7 +118,7 @@ def _handlers(scan) -> None:
 
 def _report(scan, outputs: list[str], raw: str, at: int) -> None:
     # An address whole in one literal (plain, escaped or with entities) is the plain family's.
-    whole = " ".join(shown for value in _literals(raw) for shown in _readings(value)).lower()
+    whole = " ".join(html.unescape(value) for value in _literals(raw)).lower()
     seen = set()
     for value in outputs:
         if "@" not in value and "&" not in value and "%" not in value:

@@ -1,0 +1,504 @@
+"""The labelled extraction corpus: every published form, every trap.
+
+FORMS maps a form's name to (its source kind, a generator). A generator
+takes an address and a `random.Random` and returns the HTML a site or a tool
+publishes it as; each obfuscation algorithm is implemented here from its
+documented behaviour (Joomla's email cloaking, TYPO3's character shift,
+ROT13, Cloudflare's XOR, WordPress encoders' entity and %XX mixes ...), so
+the corpus does not depend on anyone's plugin code. TRAPS are fragments that
+look like addresses to a careless reader and publish none. `page()` embeds a
+fragment in a typical page, so tests and bench/extract.py see each form in
+the company of ordinary markup.
+"""
+
+from __future__ import annotations
+
+import codecs
+import random
+from typing import Callable
+from urllib.parse import quote
+
+Generator = Callable[[str, random.Random], str]
+
+
+# ---------------------------------------------------------------- encoders
+
+
+def entities(text: str, rng: random.Random | None = None) -> str:
+    """Every character as a decimal or hexadecimal reference (WordPress
+    "Email Address Encoder" style: a random mix of both)."""
+    out = []
+    for char in text:
+        hexadecimal = rng.random() < 0.5 if rng is not None else False
+        out.append(f"&#x{ord(char):x};" if hexadecimal else f"&#{ord(char)};")
+    return "".join(out)
+
+
+def percent(text: str) -> str:
+    return "".join(f"%{byte:02x}" for byte in text.encode())
+
+
+def cloudflare_hex(address: str, key: int) -> str:
+    """Cloudflare email protection: a key byte, then each byte XOR-ed with it."""
+    return f"{key:02x}" + "".join(f"{byte ^ key:02x}" for byte in address.encode())
+
+
+def typo3_encrypt(text: str, offset: int) -> str:
+    """TYPO3's spamProtectEmailAddresses: each character of "+" .. ":",
+    "@" .. "Z" and "a" .. "z" moved by `offset` within its own range."""
+    out = []
+    for char in text:
+        code = ord(char)
+        for low, high in ((0x2B, 0x3A), (0x40, 0x5A), (0x61, 0x7A)):
+            if low <= code <= high:
+                code = low + (code - low + offset) % (high - low + 1)
+                break
+        out.append(chr(code))
+    return "".join(out)
+
+
+def js_literal_pieces(text: str, rng: random.Random, quote_char: str = "'") -> str:
+    """`text` as a concatenation of 2-4 character string literals."""
+    pieces, i = [], 0
+    while i < len(text):
+        size = rng.randint(2, 4)
+        pieces.append(quote_char + text[i : i + size].replace(quote_char, "\\" + quote_char) + quote_char)
+        i += size
+    return " + ".join(pieces)
+
+
+def _joomla_chunks(text: str, rng: random.Random) -> str:
+    """Joomla's cloaking writes short chunks, some characters as entities."""
+    chunks, i = [], 0
+    while i < len(text):
+        size = rng.randint(1, 4)
+        chunk = "".join(f"&#{ord(c)};" if c in "@." or rng.random() < 0.3 else c for c in text[i : i + size])
+        chunks.append(f"'{chunk}'")
+        i += size
+    return " + ".join(chunks)
+
+
+# ---------------------------------------------------------------- the forms
+
+
+def _joomla(address: str, rng: random.Random) -> str:
+    ident = "".join(rng.choice("0123456789abcdef") for _ in range(32))
+    user, _, domain = address.partition("@")
+    return (
+        f'<span id="cloak{ident}">This email address is being protected from spambots. '
+        "You need JavaScript enabled to view it.</span><script type='text/javascript'>\n"
+        f"document.getElementById('cloak{ident}').innerHTML = '';\n"
+        "var prefix = '&#109;a' + 'i&#108;' + '&#116;o';\n"
+        "var path = 'hr' + 'ef' + '=';\n"
+        f"var addy{ident} = {_joomla_chunks(user + '@', rng)};\n"
+        f"addy{ident} = addy{ident} + {_joomla_chunks(domain, rng)};\n"
+        f"var addy_text{ident} = {_joomla_chunks(address, rng)};"
+        f"document.getElementById('cloak{ident}').innerHTML += '<a ' + path + '\\'' + prefix + ':' + "
+        f"addy{ident} + '\\'>'+addy_text{ident}+'<\\/a>';\n</script>"
+    )
+
+
+def _document_write(address: str, rng: random.Random) -> str:
+    return (
+        "<script type=\"text/javascript\">\n<!--\n"
+        f"document.write('<a href=\"mai' + 'lto:' + {js_literal_pieces(address, rng)} + '\">');\n"
+        f"document.write({js_literal_pieces(address, rng)});\ndocument.write('</a>');\n//-->\n</script>"
+    )
+
+
+def _inner_html(address: str, rng: random.Random) -> str:
+    user, _, domain = address.partition("@")
+    return (
+        '<span id="contact-mail"></span><script>\n'
+        f"var u = '{user}', d = '{domain}';\n"
+        "var link = 'mailto:' + u + '@' + d;\n"
+        "document.getElementById('contact-mail').innerHTML = '<a href=\"' + link + '\">' + u + '@' + d + '</a>';\n"
+        "</script>"
+    )
+
+
+def _reversed(address: str, rng: random.Random) -> str:
+    return f"<script>document.write('{address[::-1]}'.split('').reverse().join(''));</script>"
+
+
+def _from_char_code(address: str, rng: random.Random) -> str:
+    codes = ",".join(str(ord(c)) for c in f'<a href="mailto:{address}">{address}</a>')
+    return f"<script>document.write(String.fromCharCode({codes}));</script>"
+
+
+def _rot13(address: str, rng: random.Random) -> str:
+    encoded = codecs.encode(f'<a href="mailto:{address}">{address}</a>', "rot13").replace('"', '\\"')
+    return (
+        '<script type="text/javascript">document.write("' + encoded + '".replace(/[a-zA-Z]/g, '
+        'function(c){return String.fromCharCode((c<="Z"?90:122)>=(c=c.charCodeAt(0)+13)?c:c-26);}));</script>'
+    )
+
+
+def _data_attributes(address: str, rng: random.Random) -> str:
+    user, _, domain = address.partition("@")
+    return f'<a class="email-link" href="#" data-user="{user}" data-domain="{domain}">Send us an email</a>'
+
+
+def _wordpress_entities(address: str, rng: random.Random) -> str:
+    return f'<a href="{entities("mailto:" + address, rng)}">{entities(address, rng)}</a>'
+
+
+def _wordpress_percent(address: str, rng: random.Random) -> str:
+    return f'<a href="mailto:{percent(address)}">{entities(address, rng)}</a>'
+
+
+def _wordpress_eval(address: str, rng: random.Random) -> str:
+    code = f"document.write('<a href=\"mailto:{address}\">{address}</a>');"
+    return f'<script type="text/javascript">eval(decodeURIComponent(\'{percent(code)}\'))</script>'
+
+
+def _wordpress_enc_email(address: str, rng: random.Random) -> str:
+    encoded = codecs.encode(address.replace("@", "[at]"), "rot13")
+    return (
+        f'<a href="javascript:;" data-enc-email="{encoded}" class="mail-link" data-wpel-link="ignore">'
+        "<span>*protected email*</span></a>"
+    )
+
+
+def _typo3(address: str, rng: random.Random) -> str:
+    offset = rng.choice([n for n in range(-10, 11) if n])
+    token = typo3_encrypt("mailto:" + address, offset)
+    user, _, domain = address.partition("@")
+    return f"<a href=\"javascript:linkTo_UnCryptMailto('{token}');\">{user}(at){domain}</a>"
+
+
+def _typo3_percent(address: str, rng: random.Random) -> str:
+    offset = rng.choice([n for n in range(-10, 11) if n])
+    token = quote(typo3_encrypt("mailto:" + address, offset))
+    return f'<a href="javascript:linkTo_UnCryptMailto(%27{token}%27, {-offset});">Email</a>'
+
+
+def _typo3_token(address: str, rng: random.Random) -> str:
+    offset = rng.choice([n for n in range(-10, 11) if n])
+    token = typo3_encrypt("mailto:" + address, offset)
+    return f'<a href="#" data-mailto-token="{token}" data-mailto-vector="{offset}">Contact</a>'
+
+
+def _rot13_class(address: str, rng: random.Random) -> str:
+    return f'<span class="rot13">{codecs.encode(address, "rot13")}</span>'
+
+
+def _spamspan(address: str, rng: random.Random) -> str:
+    user, _, domain = address.partition("@")
+    return (
+        f'<span class="spamspan"><span class="u">{user}</span> [at] '
+        f'<span class="d">{domain.replace(".", " [dot] ")}</span></span>'
+    )
+
+
+def _spip(address: str, rng: random.Random) -> str:
+    user, _, domain = address.partition("@")
+    return (
+        f'<a href="#{user}..&aring;t..{domain}" title="{user}..&aring;t..{domain}" '
+        f"onclick=\"location.href=lancerlien('{domain}','{user}'); return false;\" class=\"spip_mail\">"
+        f"{user}<span class='mcrypt'> chez </span>{domain}</a>"
+    )
+
+
+def _onclick(address: str, rng: random.Random) -> str:
+    user, _, domain = address.partition("@")
+    return (
+        f"<a href=\"#\" onclick=\"location.href='mai'+'lto:'+'{user}'+'&#64;'+'{domain}'; return false;\">"
+        "Write to us</a>"
+    )
+
+
+def _hidden_element(address: str, rng: random.Random) -> str:
+    user, _, domain = address.partition("@")
+    return f'{user}&#64;<img style="display:none" src="/img/x.gif" alt="">{domain}'
+
+
+def _hidden_span(address: str, rng: random.Random) -> str:
+    user, _, domain = address.partition("@")
+    return f'{user}@<span style="display: none;">nospam</span>{domain}'
+
+
+def _cloudflare(address: str, rng: random.Random) -> str:
+    return (
+        f'<a href="/cdn-cgi/l/email-protection" class="__cf_email__" '
+        f'data-cfemail="{cloudflare_hex(address, rng.randrange(1, 255))}">[email&#160;protected]</a>'
+    )
+
+
+def _cloudflare_percent(address: str, rng: random.Random) -> str:
+    return (
+        f'<a href="/cdn-cgi/l/email-protection%23{cloudflare_hex(address, rng.randrange(1, 255))}">'
+        "<span>[email&#160;protected]</span></a>"
+    )
+
+
+def _css_inline(address: str, rng: random.Random) -> str:
+    return f'<span style="unicode-bidi: bidi-override; direction: rtl;">{address[::-1]}</span>'
+
+
+def _css_class(address: str, rng: random.Random) -> str:
+    return (
+        "<style>.obf { direction: rtl; unicode-bidi: bidi-override; }</style>"
+        f'<p>Mail: <span class="obf">{address[::-1]}</span></p>'
+    )
+
+
+def _pipermail_header(address: str, rng: random.Random) -> str:
+    user, _, domain = address.partition("@")
+    return (
+        "<H1>[Acme-dev] Release plans</H1>\n<B>Jane Roe</B>\n"
+        '<A HREF="mailto:acme-dev%40lists.acme-project.org?Subject=Re%3A%20%5BAcme-dev%5D%20Release%20plans'
+        '&In-Reply-To=%3C20060117170218.GC335%40divmod.com%3E" TITLE="[Acme-dev] Release plans">'
+        f"{user} at {domain}\n       </A><BR>\n<I>Tue Jan 17 17:02:18 CET 2006</I>\n"
+        "<P><UL><LI>Previous message: <A HREF=\"000123.html\">[Acme-dev] Build</A></li></UL>"
+    )
+
+
+def _pipermail_quote(address: str, rng: random.Random) -> str:
+    user, _, domain = address.partition("@")
+    return f"<PRE>On Mon, Jan 16, 2006 at 10:11:12AM +0100, {user} at {domain} wrote:\n&gt; I agree.\n</PRE>"
+
+
+def _archive_dot(address: str, rng: random.Random) -> str:
+    user, _, domain = address.partition("@")
+    return f"<p>Maintainer: {user} at {domain.replace('.', ' dot ')}</p>"
+
+
+def _archive_paren(address: str, rng: random.Random) -> str:
+    user, _, domain = address.partition("@")
+    return f"<li>Send patches to {user} (at) {domain}</li>"
+
+
+def _archive_upper(address: str, rng: random.Random) -> str:
+    user, _, domain = address.partition("@")
+    return f"<td>{user.upper()} AT {domain.upper().replace('.', ' DOT ')}</td>"
+
+
+def _dash_at(address: str, rng: random.Random) -> str:
+    user, _, domain = address.partition("@")
+    return f"<p>(email : {user} -AT- {domain.replace('.', ' -DOT- ')})</p>"
+
+
+def _hypermail(address: str, rng: random.Random) -> str:
+    obscured = address.replace("@", "_at_")
+    return (
+        f'<!-- received="Tue Jan 17 17:02:18 2006" -->\n<!-- email="{obscured}" -->\n'
+        '<!-- id="20060117170218.GC335_at_divmod.com" -->\n'
+        f'<address class="headers"><span id="from"><dfn>From</dfn>: Jane Roe &lt;<a href="mailto:{obscured}'
+        f'?Subject=Re:%20Release%20plans">{obscured}</a>&gt;</span><br />\n'
+        '<span id="date"><dfn>Date</dfn>: Tue Jan 17 2006 - 17:02:18 CET</span><br />\n'
+        '<span id="message-id"><dfn>Message-ID</dfn>: &lt;20060117170218.GC335_at_divmod.com&gt;</span></address>'
+    )
+
+
+def _hyperkitty(address: str, rng: random.Random) -> str:
+    return f'<div class="email-body">Thanks, I pushed the fix.\n\n-- \n{address.replace("@", "(a)")}\n</div>'
+
+
+def _mhonarc(address: str, rng: random.Random) -> str:
+    user, _, domain = address.partition("@")
+    rot = codecs.encode(address, "rot13")
+    return (
+        f"<!--X-Subject: Release plans -->\n<!--X-From-R13: Wnar Ebr &lt;{rot}&gt; -->\n"
+        "<!--X-Message-Id: 20060117170218.GC335@divmod.com -->\n<!--X-Reference: 4A3B2C1D.5060708@acme.net -->\n"
+        f"<ul><li><em>From</em>: Jane Roe &lt;{user}&#64;{domain}&gt;</li>\n"
+        "<li><em>Message-id</em>: &lt;<a href=\"msg00012.html\">20060117170218.GC335&#64;divmod.com</a>&gt;</li>\n"
+        "<li><em>References</em>: &lt;4A3B2C1D.5060708&#64;acme.net&gt;</li></ul>"
+    )
+
+
+def _comment_split(address: str, rng: random.Random) -> str:
+    user, _, domain = address.partition("@")
+    return f"<p>{user}<!-- -->&#64;<!-- -->{domain}</p>"
+
+
+def _span_split(address: str, rng: random.Random) -> str:
+    user, _, domain = address.partition("@")
+    return f"<p>E-mail: <span>{user}</span>@<span>{domain}</span></p>"
+
+
+def _bold_at(address: str, rng: random.Random) -> str:
+    user, _, domain = address.partition("@")
+    return f"<p>{user}<b>@</b>{domain}</p>"
+
+
+def _wbr(address: str, rng: random.Random) -> str:
+    user, _, domain = address.partition("@")
+    name, _, tld = domain.rpartition(".")
+    return f"<p>{user}<wbr>@{name}<wbr>.{tld}</p>"
+
+
+def _soft_hyphen(address: str, rng: random.Random) -> str:
+    user, _, domain = address.partition("@")
+    return f"<p>{user[:2]}&shy;{user[2:]}@{domain[:3]}\u00ad{domain[3:]}</p>"
+
+
+def _zero_width(address: str, rng: random.Random) -> str:
+    user, _, domain = address.partition("@")
+    return f"<p>{user[:1]}\u200b{user[1:]}\u200b@{domain.replace('.', chr(0x200B) + '.')}</p>"
+
+
+def _spaced(address: str, rng: random.Random) -> str:
+    user, _, domain = address.partition("@")
+    return f"<p>Write to {user} @ {domain.replace('.', ' . ')}</p>"
+
+
+def _full_width(address: str, rng: random.Random) -> str:
+    return f"<p>连络: {address.replace('@', chr(0xFF20)).replace('.', chr(0xFF0E))}</p>"
+
+
+FORMS: dict[str, tuple[str, Generator]] = {
+    "plain": ("text", lambda a, r: f"<p>Contact: {a}</p>"),
+    "mailto": ("mailto", lambda a, r: f'<a href="mailto:{a}?subject=Hello">Write to us</a>'),
+    "entity": ("entity", lambda a, r: f"<p>{a.replace('@', '&#64;').replace('.', '&#46;')}</p>"),
+    "bracketed": ("obfuscated", lambda a, r: f"<p>{a.replace('@', ' [at] ').replace('.', ' [dot] ')}</p>"),
+    "jsonld": ("jsonld", lambda a, r: f'<script type="application/ld+json">{{"@type":"Organization","email":"{a}"}}</script>'),
+    "itemprop": ("itemprop", lambda a, r: f'<span itemprop="email">{a}</span>'),
+    "js_escape": ("js", lambda a, r: f'<script>var contact = "{a.replace("@", chr(92) + "u0040")}";</script>'),
+    "cloudflare": ("cfemail", _cloudflare),
+    "cloudflare_percent": ("cfemail", _cloudflare_percent),
+    # archive
+    "pipermail_header": ("archive", _pipermail_header),
+    "pipermail_quote": ("archive", _pipermail_quote),
+    "archive_dot": ("obfuscated", _archive_dot),
+    "archive_paren": ("obfuscated", _archive_paren),
+    "archive_upper": ("obfuscated", _archive_upper),
+    "dash_at": ("obfuscated", _dash_at),
+    "hypermail": ("archive", _hypermail),
+    "hyperkitty": ("archive", _hyperkitty),
+    "mhonarc": ("entity", _mhonarc),
+    # markup
+    "comment_split": ("markup", _comment_split),
+    "span_split": ("markup", _span_split),
+    "bold_at": ("markup", _bold_at),
+    "wbr": ("markup", _wbr),
+    "soft_hyphen": ("markup", _soft_hyphen),
+    "zero_width": ("markup", _zero_width),
+    "spaced": ("markup", _spaced),
+    "full_width": ("markup", _full_width),
+    "hidden_image": ("markup", _hidden_element),
+    "hidden_span": ("markup", _hidden_span),
+    "spamspan": ("markup", _spamspan),
+    # css
+    "css_inline": ("css", _css_inline),
+    "css_class": ("css", _css_class),
+    # scripts
+    "joomla": ("script", _joomla),
+    "document_write": ("script", _document_write),
+    "inner_html": ("script", _inner_html),
+    "reversed": ("script", _reversed),
+    "from_char_code": ("script", _from_char_code),
+    "rot13": ("script", _rot13),
+    "rot13_class": ("script", _rot13_class),
+    "data_attributes": ("script", _data_attributes),
+    "wordpress_entities": ("entity", _wordpress_entities),
+    "wordpress_percent": ("mailto", _wordpress_percent),
+    "wordpress_eval": ("script", _wordpress_eval),
+    "wordpress_enc_email": ("script", _wordpress_enc_email),
+    "typo3": ("script", _typo3),
+    "typo3_percent": ("script", _typo3_percent),
+    "typo3_token": ("script", _typo3_token),
+    "spip": ("script", _spip),
+    "onclick": ("script", _onclick),
+}
+
+# Forms whose page shows a second address besides the generated one.
+EXTRA_ADDRESSES = {"pipermail_header": {"acme-dev@lists.acme-project.org"}}
+
+
+# ---------------------------------------------------------------- the traps
+
+TRAPS: dict[str, str] = {
+    # Message-IDs, wherever archives put them
+    "message_id_comment": "<!--X-Message-Id: 20060117170218.GC335@divmod.com -->",
+    "message_id_in_reply_to": '<a href="mailto:?In-Reply-To=%3C20060117170218.GC335%40divmod.com%3E">reply</a>',
+    "message_id_references": '<a href="mailto:?References=%3C4A3B2C1D.5060708%40acme.net%3E">reply</a>',
+    "message_id_visible": "<li><em>Message-id</em>: &lt;20060117170218.GC335@divmod.com&gt;</li>",
+    "message_id_entity": "<li><em>Message-ID</em>: &lt;20060117170218.GC335&#64;divmod.com&gt;</li>",
+    "message_id_thunderbird": "<pre>In-Reply-To: &lt;4A3B2C1D.5060708@acme.net&gt;</pre>",
+    "message_id_bracketed_hex": "<p>&lt;a1b2c3d4e5f60718@mail.acme.net&gt;</p>",
+    "message_id_gmail": "<p>&lt;CAKx7fQ9+Zq=abc123DEF456ghi789@mail.gmail.com&gt;</p>",
+    "message_id_exim": "<pre>References: &lt;E1LmXyz-0001Ab-Cd@smtp.acme.net&gt;</pre>",
+    "message_id_gnus": "<pre>Message-ID: &lt;87r5abcdef.fsf@acme.net&gt;</pre>",
+    "message_id_hypermail": "<span id=\"message-id\"><dfn>Message-ID</dfn>: &lt;20060117170218.GC335_at_divmod.com&gt;</span>",
+    "message_id_pipermail_at": "<p>Message-ID: &lt;20060117170218.GC335 at divmod.com&gt;</p>",
+    # asset, package and key names
+    "retina_image": "<img src='/img/logo@2x.png' srcset='/img/hero@3x.jpg 3x'>",
+    "package_version": "<code>npm install lodash@4.17.21 react@18.2.0</code>",
+    "package_url": '<script src="https://cdn.jsdelivr.net/npm/bootstrap@5.3.0/dist/js/bootstrap.min.js"></script>',
+    "hash_local_part": "<p>0123456789abcdef0123456789abcdef@sentry.acme.io</p>",
+    "sentry_dsn": '<script>Sentry.init({dsn:"https://4f1c2a9be0d34c5f@o450001.ingest.sentry.io/55"})</script>',
+    "git_scp": "<pre>git clone git@github.com:acme/widget.git</pre>",
+    "url_userinfo": '<a href="https://john:secret@ftp.acme.com/private">files</a>',
+    "url_with_address": '<a href="https://www.acme.com/unsubscribe?email=jane@acme-mail.com&amp;list=7">x</a>',
+    "css_at_rules": "<style>@media (max-width: 600px){.a{b:c}} @import url(x.css); @font-face{}</style>",
+    "twitter_handle": "<p>Follow @acme on Twitter and @acme_dev on GitHub</p>",
+    "python_decorator": "<pre>@property\ndef name(self): ...\n@app.route('/x')</pre>",
+    "price_at": "<p>2 @ 10.00 each, 3 @ 9.50</p>",
+    "localhost": "<pre>ssh admin@localhost; root@localhost.localdomain</pre>",
+    # placeholders
+    "placeholder_example": '<input placeholder="you@example.com"> <p>e.g. name@domain.com</p>',
+    "placeholder_user": "<p>Log in as user@acme.com or yourname@acme.com</p>",
+    "google_groups": "<p>On Jan 17, j...@acme.org wrote: and ab...@gmail.com said</p>",
+    # prose with " at " and " dot "
+    "prose_look_at": "<p>Look at acme.com for the details.</p>",
+    "prose_hosted_at": "<p>The code is hosted at github.com and mirrored at gitlab.com.</p>",
+    "prose_online_at": "<p>The manual is online at docs.acme.org. It is available at pypi.org.</p>",
+    "prose_www": "<p>Read more at www.acme.com/blog or at http://acme.org.</p>",
+    "prose_team_at": "<p>The team at acme.com is great. Engineers at google.com agree.</p>",
+    "prose_brand": "<p>Shop at Amazon.com or eBay.com for the best prices.</p>",
+    "prose_dot": "<p>We met at the office. Look at the dot com era, dot the i's.</p>",
+    "prose_find_us": "<p>Find us at acme dot com or visit us at acme.com</p>",
+    "prose_more_info": "<p>More info at acme.com. Get support at help.acme.com today.</p>",
+    "file_names": "<pre>created_at_utc.py updated_at_field.js</pre>",
+    "time_at": "<p>Meet at 10.30 or at 11.45 in room 3.</p>",
+    # what no reader sees, or only the encoded form
+    "comment_address": "<!-- old contact: webmaster@acme-corp.com -->",
+    "hidden_honeypot": '<span style="display:none">spam-trap@acme-corp.com</span>',
+    "npm_scoped": "<code>npm i @babel/core@7.22.5 @types/node@20.1.0</code>",
+    "docker_digest": "<pre>FROM nginx@sha256:4f1c2a9be0d34c5f8a7b6c5d4e3f2a1b4f1c2a9be0d34c5f8a7b6c5d4e3f2a1b</pre>",
+    "uuid_local_part": "<p>123e4567-e89b-12d3-a456-426614174000@acme.com</p>",
+    "file_extension_tld": "<a href='/dl/backup@2024.zip'>backup@site.zip</a>",
+    "ssh_url": "<pre>git clone ssh://git@git.acme.org:2222/widget.git</pre>",
+    "spaced_prose": "<p>Tickets @ 10 . 50 each; see you @ the show. Follow us @ acme . com</p>",
+    "bare_at_number": "<p>Buy 2 at acme.com, 3 at shop.acme.com.</p>",
+    "jsonld_placeholder": '<script type="application/ld+json">{"email":"you@example.com"}</script>',
+    "empty_mailto": "<a href='mailto:'>mail</a> <a href='mailto:?subject=hi'>x</a>",
+    "reversed_raw": "<p>moc.emca@ofni</p>",
+    "data_name_without_mail": '<div class="person" data-name="Jane" data-domain="acme.com">Jane</div>',
+}
+
+
+# ---------------------------------------------------------------- pages
+
+_FILLER = (
+    "<p>Our team builds quality products for customers in every market; the office is open at "
+    "9:00 and support answers within a day.</p>"
+)
+
+
+def page(fragment: str, rng: random.Random, filler: int = 6) -> str:
+    """`fragment` in a typical page: head, navigation, prose, footer."""
+    head = (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Contact</title>"
+        "<link rel='icon' href='/img/logo@2x.png'><style>@media (max-width: 600px) { .nav { display: none } }"
+        "</style></head><body><nav><a href='/'>Home</a> <a href='/about/'>About</a></nav><main>"
+    )
+    body = [_FILLER] * rng.randint(1, filler)
+    body.insert(rng.randint(0, len(body)), fragment)
+    return head + "".join(body) + "</main><footer>&copy; 2026 Acme</footer></body></html>"
+
+
+_USERS = ("info", "jane.roe", "sales", "j.smith", "office", "press-desk", "mueller", "team42", "webmaster")
+_DOMAINS = ("acme-project.org", "lab.uni-example.de", "widgets.co.uk", "mail.acme.net", "acme.io", "kernel-tools.org")
+
+
+def address(rng: random.Random) -> str:
+    return f"{rng.choice(_USERS)}@{rng.choice(_DOMAINS)}"
+
+
+def form_sample(name: str, rng: random.Random) -> tuple[str, set[str]]:
+    """One page publishing `name`'s form, and every address it publishes."""
+    published = address(rng)
+    _, generate = FORMS[name]
+    return page(generate(published, rng), rng), {published} | EXTRA_ADDRESSES.get(name, set())

@@ -1,0 +1,48 @@
+"""The labelled corpus (tests/extract_corpus.py): each form found with its
+kind and nothing else, each trap reporting nothing, on its own and in a page."""
+
+import random
+
+import pytest
+
+from tests.extract_corpus import EXTRA_ADDRESSES, FORMS, TRAPS, address, form_sample, page
+from trawl.extract import SOURCE_KINDS, extract_emails
+
+
+def test_the_trap_list_is_at_least_as_long_as_the_form_list():
+    assert len(TRAPS) >= len(FORMS)
+    assert {kind for kind, _ in FORMS.values()} <= set(SOURCE_KINDS)
+
+
+@pytest.mark.parametrize("name", sorted(FORMS))
+def test_each_form_alone_is_found_with_its_kind(name):
+    rng = random.Random(name)
+    kind, generate = FORMS[name]
+    for _ in range(5):
+        published = address(rng)
+        found = extract_emails(generate(published, rng))
+        assert set(found) == {published} | EXTRA_ADDRESSES.get(name, set())
+        assert kind in found[published]
+
+
+@pytest.mark.parametrize("name", sorted(FORMS))
+def test_each_form_in_a_page_gives_exactly_its_addresses(name):
+    rng = random.Random(f"page {name}")
+    for _ in range(5):
+        body, truth = form_sample(name, rng)
+        assert set(extract_emails(body)) == truth
+
+
+@pytest.mark.parametrize("name", sorted(TRAPS))
+def test_each_trap_reports_nothing(name):
+    assert extract_emails(TRAPS[name]) == {}
+    assert extract_emails(page(TRAPS[name], random.Random(name))) == {}
+
+
+@pytest.mark.parametrize("name", sorted(FORMS))
+def test_traps_beside_a_form_change_nothing(name):
+    rng = random.Random(f"traps {name}")
+    published = address(rng)
+    traps = " ".join(rng.sample(sorted(TRAPS.values()), 6))
+    found = extract_emails(page(traps + FORMS[name][1](published, rng) + traps, rng))
+    assert set(found) == {published} | EXTRA_ADDRESSES.get(name, set())
