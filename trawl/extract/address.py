@@ -112,14 +112,24 @@ _ESCAPE_BODY = re.compile(r"u([0-9a-fA-F]{4})|x([0-9a-fA-F]{2})|[nrtbfv0/]")
 _ADDRESS_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._+-'@")
 
 
-def around_ats(text: str):
-    """(start, end, candidate) for every "@" with address characters either side.
+def at_signs(text: str) -> list[int]:
+    """Positions of every "@"."""
+    found = []
+    at = text.find("@")
+    while at != -1:
+        found.append(at)
+        at = text.find("@", at + 1)
+    return found
+
+
+def around_ats(text: str, ats: list[int] | None = None):
+    """(start, end, candidate) for every "@" (at `ats`, if given) with address
+    characters either side.
 
     An address that an escape or character reference continues ("i&#110;fo@",
     "info@acme&#46;com", "info@acme\\u002ecom") is left to the pass that decodes it.
     """
-    at = text.find("@")
-    while at != -1:
+    for at in at_signs(text) if ats is None else ats:
         before = LOCAL_BEFORE.search(text, max(0, at - 65), at)
         after = DOMAIN_AFTER.match(text, at + 1)
         start = _local_start(text, before.start()) if before is not None else None
@@ -134,7 +144,6 @@ def around_ats(text: str):
             and not ESCAPED_AT_OR_DOT.match(text, after.end())
         ):
             yield start, after.end(), text[start : after.end()]
-        at = text.find("@", at + 1)
 
 
 def _local_start(text: str, position: int) -> int | None:

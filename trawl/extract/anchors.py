@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import re
 
-# archive.py: "[at]", "(dot)", "{@}": one regex per bracket, each starting
-# with its literal opening bracket.
-# HyperKitty's "(a)" rides on the "(" regex.
-BRACKETED = tuple(
-    (opening, re.compile(rf"\{opening}\s{{0,3}}(?:at|dot|@{'|a' if opening == '(' else ''})\s{{0,3}}\{closing}"))
-    for opening, closing in ("[]", "()", "{}")
-)
+# archive.py: the words "at" and "dot" in brackets ("[at]", "( dot )", "&lt;at&gt;"),
 # " at " before something dotted ("john at example.com": prose has " at the "),
-# hypermail's "john_at_example.com", "robert -at- example -dot- be".
-_WORDED_AT = re.compile(r"at(?: (?=[a-z0-9\-]{1,63}\.[a-z0-9])|[_\-](?= ?[a-z0-9]))")
+# " dot ", hypermail's "john_at_example.com", "robert -at- example -dot- be".
+# Two regexes that start with the words themselves: `re` scans for a leading
+# space, bracket or alternation several times slower than for a literal.
+_AT_WORD = re.compile(r"at(?: (?=[a-z0-9\-]{1,63}\.[a-z0-9])|[_\-](?= ?[a-z0-9])|\s{0,3}(?:[\])}]|&gt;))")
+_DOT_WORD = re.compile(r"dot(?: |\s{0,3}(?:[\])}]|&gt;))")
+_OPENING = {"]": "[", ")": "(", "}": "{", ";": "&lt;"}
+HYPERKITTY_AT = re.compile(r"\(a\)")  # (`re` finds a literal that starts with a rare character faster than `str.find`)
 
 # markup.py: what the browser shows differently from the source.
 FULL_WIDTH_AT = "\uff20"  # "＠" (only in non-ASCII pages)
@@ -54,17 +53,37 @@ def positions(haystack: str, needles: tuple[str, ...]) -> list[int]:
     return found
 
 
-def worded_ats(lowered: str) -> list[int]:
-    """Positions of " at " before a dotted name, of "_at_" and of "-at-". (One
-    regex that starts with "at": `re` scans for a leading space or an
-    alternation several times slower than for a literal.)"""
-    found = []
-    for match in _WORDED_AT.finditer(lowered):
-        start = match.start()
-        before, after = lowered[start - 1 : start], lowered[start + 2]
-        if before == after or (before, after) == ("_", "_"):
-            found.append(start - 1)
-    return found
+def worded(lowered: str, ats: list[int]) -> tuple[list[int], list[tuple[int, int]]]:
+    """(positions of every worded "at"/"dot" anchor, spans of the bracketed ones).
+    `ats` are the positions of "@", for "[@]" and "(@)"."""
+    found, brackets = [], []
+    for pattern in (_AT_WORD, _DOT_WORD):
+        for match in pattern.finditer(lowered):
+            start, closing = match.start(), lowered[match.end() - 1]
+            if closing in _OPENING:
+                opening = _bracket_before(lowered, start, _OPENING[closing])
+                if opening != -1:
+                    brackets.append((opening, match.end()))
+                    found.append(opening)
+                continue
+            if lowered[start - 1 : start] == closing:  # " at ", " dot ", "_at_", "-at-"
+                found.append(start - 1)
+    for at in ats:
+        closing = lowered[at + 1 : at + 5].lstrip()[:1]
+        opening = _bracket_before(lowered, at, _OPENING[closing]) if closing and closing in "])}" else -1
+        if opening != -1:
+            brackets.append((opening, lowered.find(closing, at) + 1))
+            found.append(opening)
+    found += [match.start() for match in HYPERKITTY_AT.finditer(lowered)]
+    found.sort()
+    return found, brackets
+
+
+def _bracket_before(lowered: str, position: int, opening: str) -> int:
+    """Where `opening` stands before `position`, past at most three spaces; or -1."""
+    start = max(0, position - 3 - len(opening))
+    head = lowered[start:position].rstrip()
+    return start + len(head) - len(opening) if head.endswith(opening) else -1
 
 
 def any_in(haystack: str, needles: tuple[str, ...]) -> bool:

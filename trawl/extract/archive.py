@@ -86,15 +86,9 @@ _WORD_BEFORE = re.compile(r"([A-Za-z]+)[ \t]+\Z")
 def run(scan) -> None:
     """Find the worded forms in windows around their anchors."""
     lowered = scan.lowered
-    found = anchors.positions(lowered, (" dot ",))
-    for opening, bracketed in anchors.BRACKETED:
-        if opening in lowered:
-            scan.brackets += bracketed.finditer(lowered)
-    found += [match.start() for match in scan.brackets]
-    found += anchors.worded_ats(lowered)
+    found, scan.brackets = anchors.worded(lowered, scan.ats)
     if not found:
         return
-    found.sort()
     text = scan.text
     for start, end in merged_windows(found, before=160, after=400, limit=len(lowered)):
         for match in OBFUSCATED_ADDRESS.finditer(text, start, end):

@@ -176,11 +176,9 @@ def run(scan) -> None:
 def _around_literal_ats(scan) -> None:
     """Each "@" that markup, a space or an invisible character touches."""
     text = scan.text
-    at = text.find("@")
-    while at != -1:
+    for at in scan.ats:
         if _neighbours_markup(text, at, at + 1):
             _report(scan, at, 1)
-        at = text.find("@", at + 1)
 
 
 def _neighbours_markup(text: str, start: int, end: int) -> bool:
@@ -224,11 +222,11 @@ def _worded_across_markup(scan) -> None:
     """"[at]"-style forms whose parts markup separates (SpamSpan)."""
     lowered = scan.lowered
     found = []
-    for match in scan.brackets:  # the archive pass found them
-        before = lowered[max(0, match.start() - 3) : match.start()].rstrip()
-        after = lowered[match.end() : match.end() + 3].lstrip()
+    for start, end in scan.brackets:  # the archive pass found them
+        before = lowered[max(0, start - 3) : start].rstrip()
+        after = lowered[end : end + 3].lstrip()
         if before.endswith(">") or after.startswith("<"):
-            found.append(match.start())
+            found.append(start)
     if not found:
         return
     found.sort()

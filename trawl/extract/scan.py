@@ -17,7 +17,7 @@ import re
 from urllib.parse import unquote
 
 from trawl.extract import anchors, archive, markup, scripts
-from trawl.extract.address import CHAR_REF, ESCAPED_AT_OR_DOT, addresses_in, around_ats, normalize_email
+from trawl.extract.address import CHAR_REF, ESCAPED_AT_OR_DOT, addresses_in, around_ats, at_signs, normalize_email
 from trawl.extract.kinds import CFEMAIL, ENTITY, ITEMPROP, JS, JSONLD, MAILTO, MARKUP, META, SCRIPT, TEXT
 
 # A "token" for context checks: the run of characters up to a delimiter.
@@ -59,8 +59,9 @@ class EmailScan:
         self.found: dict[str, set[str]] = {}
         self.mail: list[int] = []  # positions of "mail" (mailto:, cfemail, TYPO3 ...)
         self.at_entities: list[tuple[int, int]] = []  # spans of "&#64;" and the like
-        self.brackets: list[re.Match] = []  # "[at]", "(dot)" ... found by the archive pass
+        self.brackets: list[tuple[int, int]] = []  # spans of "[at]", "(dot)" ... found by the archive pass
         self.markup_starts: list[int] = []  # positions of "<!--" and "<script"
+        self.ats: list[int] = []  # positions of "@"
 
     def run(self) -> dict[str, set[str]]:
         text, lowered = self.text, self.lowered
@@ -71,6 +72,7 @@ class EmailScan:
         # Decoders first: they mark the encoded strings the other passes must not report.
         scripts.run(self)
         if "@" in text:
+            self.ats = at_signs(text)
             self._plain()
         if mail:
             self._mailto([at for at in mail if lowered.startswith("mailto:", at)])
@@ -187,7 +189,7 @@ class EmailScan:
     def _plain(self) -> None:
         """Literal "@": plain text, <meta> content, JSON-LD; not URL user-info, not mailto."""
         text = self.text
-        for start, end, candidate in around_ats(text):
+        for start, end, candidate in around_ats(text, self.ats):
             address = normalize_email(candidate)
             if markup.touches_markup(text, start, end):
                 at = start + candidate.find("@")

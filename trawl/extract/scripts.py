@@ -61,8 +61,9 @@ _TLD_KEYS = ("tld", "ext", "suffix")
 def run(scan) -> None:
     """Every decoder pass whose anchor is on the page."""
     lowered = scan.lowered
-    if any(lowered.startswith("<script", at) for at in scan.markup_starts):
-        for start, end in _script_blocks(lowered):
+    scripts = [at for at in scan.markup_starts if lowered.startswith("<script", at)]
+    if scripts:
+        for start, end in _script_blocks(lowered, scripts):
             code_lowered = lowered[start:end]
             if anchors.any_in(code_lowered, anchors.SCRIPT_LITERALS):
                 _script(scan, scan.text[start:end], code_lowered, start, end)
@@ -79,17 +80,18 @@ def run(scan) -> None:
         _attribute_pairs(scan, pairs)
 
 
-def _script_blocks(lowered: str):
+def _script_blocks(lowered: str, openings: list[int]):
     """(start, end) of the code of each <script> that is code, not data (JSON, JSON-LD)."""
-    at = lowered.find("<script")
-    while at != -1:
+    end = 0
+    for at in openings:
+        if at < end:
+            continue  # "<script" inside a script
         opened = lowered.find(">", at)
         end = lowered.find("</script", opened)
         if opened == -1 or end == -1:
             return
         if "json" not in lowered[at:opened] and "template" not in lowered[at:opened]:
             yield opened + 1, end
-        at = lowered.find("<script", end)
 
 
 # ---------------------------------------------------------------- scripts
