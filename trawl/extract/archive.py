@@ -30,7 +30,7 @@ _BRACKETED_DOT = (
 )
 _DOT = rf"(?:{_BRACKETED_DOT}|\s+dot\s+|_dot_|\.)"
 OBFUSCATED_ADDRESS = re.compile(
-    rf"(?<![\w.+\-])([a-z0-9][a-z0-9._+\-]{{0,63}}?(?:{_BRACKETED_DOT}[a-z0-9][a-z0-9._+\-]{{0,63}}?){{0,3}})"
+    rf"(?<![\w.+\-'$%])([a-z0-9][a-z0-9._+\-]{{0,63}}?(?:{_BRACKETED_DOT}[a-z0-9][a-z0-9._+\-]{{0,63}}?){{0,3}})"
     rf"({_BRACKETED_AT}|\s+at\s+|_at_|\(a\))"
     rf"([a-z0-9\-]{{1,63}}(?:{_DOT}[a-z0-9\-]{{1,63}}){{1,6}})(?![\w\-]|\.[a-z0-9])",
     re.IGNORECASE,
@@ -93,7 +93,7 @@ def run(scan) -> None:
     for start, end in merged_windows(found, before=160, after=400, limit=len(lowered)):
         for match in OBFUSCATED_ADDRESS.finditer(text, start, end):
             kind, address = read_match(match, text)
-            if address is not None:
+            if address is not None and not scan.message_id_context(match.start(), match.end(), address.split("@")[0]):
                 scan.add(address, kind, match.start())
 
 
@@ -134,8 +134,12 @@ def _bare_at_is_prose(match: re.Match, text: str) -> bool:
     previous = _WORD_BEFORE.search(text, max(0, match.start() - 40), match.start())
     if previous is not None and previous.group(1).lower() in _PROSE_PREVIOUS:
         return True
-    # Brand names in running text ("Shop at Amazon.com") are capitalised; mail domains rarely are.
-    return domain[0].isupper() and domain[1:2].islower() and local[0].islower()
+    # Brand names in running text ("Shop at Amazon.com") are capitalised; mail
+    # domains rarely are, and a capitalised word after a lower-case one is a
+    # name in a sentence ("thanks to Python at python.org").
+    if domain[0].isupper() and domain[1:2].islower() and local[0].islower():
+        return True
+    return local[:1].isupper() and local[1:].islower() and previous is not None and previous.group(1).islower()
 
 
 def merged_windows(found: list[int], before: int, after: int, limit: int):

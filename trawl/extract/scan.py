@@ -30,10 +30,15 @@ _MAILTO_VALUE = re.compile(r"[^\s\"'<>`]{1,1024}")
 _CFEMAIL = re.compile(r"(?:data-cfemail\s*=\s*\\?[\"']?|email-protection(?:#|%23))([0-9a-f]{4,512})", re.I)
 _ITEMPROP_BEFORE = re.compile(r"itemprop\s*=\s*[\"']?\Z")
 # Mail headers whose values are Message-IDs, not addresses.
-_MESSAGE_ID_LABEL = re.compile(r"(?:message-id|in-reply-to|references|msg-id)\W{0,40}\Z")
+# A header label ("Message-ID:", MHonArc's "<em>Message-id</em>:"), not a URL's "In-Reply-To=".
+_MESSAGE_ID_LABEL = re.compile(r"(?:message-id|in-reply-to|references|msg-id|x-reference)\s*(?:</\w+>)?\s*:")
+_LINE_MARKS = ("\n", "<br", "<li", "<p", "<tr", "<td", "<div", "<dt", "<dd", "<h", "</td", "</li", "</p>", "</pre", "</div")
 _HIDING_TAG = re.compile(r"<[a-z][^<>]*?(?:display\s*:\s*none|visibility\s*:\s*hidden|\shidden[\s>=/])[^<>]*>[^<>]*\Z")
 # An element a script decodes with ROT13: class="rot13", id="rot-13-mail" ...
 _ROT13_CLASS = re.compile(r"<[^<>]*rot-?13[^<>]*>[^<>]*\Z")
+# A local part right after these is the tail of a longer token (Outlook's
+# "001201c61b8a$d2b6e940$6401a8c0@host" Message-IDs, "100%info@...").
+_JOINED = ("$", "%")
 _DIGIT_OR_HEX_RUN = re.compile(r"\d{6,}|[0-9a-f]{10,}")
 
 
@@ -177,12 +182,25 @@ class EmailScan:
         surroundings: after a Message-ID/In-Reply-To/References label, or
         in angle brackets with a long digit or hex run in the local part."""
         lowered = self.lowered
-        if _MESSAGE_ID_LABEL.search(lowered, max(0, start - 80), start):
+        if _MESSAGE_ID_LABEL.search(self._header_line(start)):
             return True
         bracketed = lowered.endswith(("<", "&lt;"), max(0, start - 4), start) and lowered.startswith(
             (">", "&gt;"), end
         )
         return bracketed and _DIGIT_OR_HEX_RUN.search(local) is not None
+
+    def _header_line(self, position: int) -> str:
+        """The lower-cased line before `position`, with the lines it continues
+        (a header's folded lines start with white space)."""
+        segment = self.lowered[max(0, position - 1200) : position]
+        for _ in range(6):
+            cut = max(segment.rfind(mark) for mark in _LINE_MARKS)
+            if cut <= 0 or segment[cut : cut + 1] != "\n" or segment[cut + 1 : cut + 2] not in (" ", "\t"):
+                return segment[max(cut, 0) :]
+            segment, line = segment[:cut], segment[cut:]
+            if _MESSAGE_ID_LABEL.search(line):
+                return line
+        return segment
 
     # -- the plain family
 
@@ -202,7 +220,7 @@ class EmailScan:
             ):
                 self.add(normalize_email(codecs.decode(candidate, "rot13")), SCRIPT, start)
                 continue  # the ROT13 text a script decodes: only the decoded address is real
-            if address is None or _is_scp_like(text, end) or self.hidden(start):
+            if address is None or _is_scp_like(text, end) or self.hidden(start) or text[start - 1 : start] in _JOINED:
                 continue
             token = self.token_before(start)
             if "mailto:" in token or "://" in token.replace("\\/", "/"):
