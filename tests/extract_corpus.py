@@ -13,6 +13,7 @@ the company of ordinary markup.
 
 from __future__ import annotations
 
+import base64
 import codecs
 import random
 from typing import Callable
@@ -96,6 +97,90 @@ def _joomla(address: str, rng: random.Random) -> str:
         f"document.getElementById('cloak{ident}').innerHTML += '<a ' + path + '\\'' + prefix + ':' + "
         f"addy{ident} + '\\'>'+addy_text{ident}+'<\\/a>';\n</script>"
     )
+
+
+def _joomla_1_5(address: str, rng: random.Random) -> str:
+    ident = rng.randrange(10000, 99999)
+    user, _, domain = address.partition("@")
+    name, _, tld = domain.rpartition(".")
+    return (
+        "<script language='JavaScript' type='text/javascript'>\n <!--\n"
+        " var prefix = 'ma' + 'il' + 'to';\n var path = 'hr' + 'ef' + '=';\n"
+        f" var addy{ident} = '{user}' + '@';\n addy{ident} = addy{ident} + '{name}' + '.' + '{tld}';\n"
+        f" document.write( '<a ' + path + '\\'' + prefix + ':' + addy{ident} + '\\'>' );\n"
+        f" document.write( addy{ident} );\n document.write( '<\\/a>' );\n //-->\n </script>"
+        "<script language='JavaScript' type='text/javascript'>\n <!--\n"
+        " document.write( '<span style=\\'display: none;\\'>' );\n //-->\n </script>"
+        "This e-mail address is being protected from spambots. You need JavaScript enabled to view it.\n"
+        "<script language='JavaScript' type='text/javascript'>\n <!--\n document.write( '</' );\n"
+        " document.write( 'span>' );\n //-->\n </script>"
+    )
+
+
+def _joomla_4(address: str, rng: random.Random) -> str:
+    user, _, domain = address.partition("@")
+    b64 = lambda text: base64.b64encode(text.encode()).decode()  # noqa: E731
+    return (
+        f'<joomla-hidden-mail  is-link="1" is-email="1" first="{b64(user)}" last="{b64(domain)}" '
+        f'text="{b64(address)}" base="" >This email address is being protected from spambots. '
+        "You need JavaScript enabled to view it.</joomla-hidden-mail>"
+    )
+
+
+def _cryptx(address: str, rng: random.Random) -> str:
+    encoded = "".join(chr(ord(c) + 1) for c in address)
+    return f"<a href=\"javascript:DeCryptX('{encoded}')\">Send mail</a>"
+
+
+def _cryptx_shift(address: str, rng: random.Random) -> str:
+    shift, sign = rng.randint(1, 5), rng.choice("01")
+    moved = shift if sign == "1" else -shift  # the decoder subtracts (sign 1) or adds (sign 0) the shift
+    encoded = "".join(chr(ord(c) + moved) for c in "mailto:" + address)[7:]
+    return f"<a href=\"javascript:DeCryptX('{shift}\u00a6{encoded}\u00a6{sign}')\">Send mail</a>"
+
+
+def _ascii_mixer(address: str, rng: random.Random) -> str:
+    """WordPress email encoders' "ASCII mixer": a shuffled table of the
+    characters of the link, and the link as table positions (+48)."""
+    link = f'<a href="mailto:{address}">{address}</a>'
+    table = list(dict.fromkeys(link))
+    rng.shuffle(table)
+    indices = "".join(chr(table.index(c) + 48) for c in link)
+    escape = lambda text: text.replace("\\", "\\\\").replace('"', '\\"')  # noqa: E731
+    return (
+        '<script type="text/javascript">/*<![CDATA[*/'
+        f'ML="{escape("".join(table))}";MI="{escape(indices)}";OT="";'
+        "for(j=0;j<MI.length;j++){OT+=ML.charAt(MI.charCodeAt(j)-48);}document.write(OT);/*]]>*/</script>"
+    )
+
+
+def _coded_key(address: str, rng: random.Random) -> str:
+    """The "coded"/"key" obfuscator: each alphanumeric character moved
+    len(address) places along a shuffled key."""
+    key = list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+    rng.shuffle(key)
+    key = "".join(key)
+    shift = len(address)
+    coded = "".join(key[(key.index(c) + shift) % len(key)] if c in key else c for c in address)
+    return (
+        "<script type=\"text/javascript\">\n<!--\ncoded = \"" + coded + "\";\nkey = \"" + key + "\";\n"
+        "shift = coded.length;\nlink = \"\";\nfor (i = 0; i < coded.length; i++) {\n"
+        "  if (key.indexOf(coded.charAt(i)) == -1) { link += coded.charAt(i); }\n"
+        "  else { pos = (key.indexOf(coded.charAt(i)) - shift + key.length) % key.length; link += key.charAt(pos); }\n"
+        "}\ndocument.write(\"<a href='mailto:\" + link + \"'>\" + link + \"</a>\");\n//-->\n</script>"
+    )
+
+
+def _mail_call(address: str, rng: random.Random) -> str:
+    user, _, domain = address.partition("@")
+    name, _, tld = domain.rpartition(".")
+    if rng.random() < 0.5:
+        return f"<a href=\"javascript:mailme('{user}','{domain}')\">Mail</a>"
+    return f"<a href=\"#\" onclick=\"sendMail('{user}', '{name}', '{tld}'); return false;\">Mail</a>"
+
+
+def _javascript_href(address: str, rng: random.Random) -> str:
+    return f"<a href=\"javascript:location.href='mai'+'lto:'+{js_literal_pieces(address, rng)}\">Mail us</a>"
 
 
 def _document_write(address: str, rng: random.Random) -> str:
@@ -384,6 +469,14 @@ FORMS: dict[str, tuple[str, Generator]] = {
     "css_class": ("css", _css_class),
     # scripts
     "joomla": ("script", _joomla),
+    "joomla_1_5": ("script", _joomla_1_5),
+    "joomla_4": ("script", _joomla_4),
+    "cryptx": ("script", _cryptx),
+    "cryptx_shift": ("script", _cryptx_shift),
+    "ascii_mixer": ("script", _ascii_mixer),
+    "coded_key": ("script", _coded_key),
+    "mail_call": ("script", _mail_call),
+    "javascript_href": ("script", _javascript_href),
     "document_write": ("script", _document_write),
     "inner_html": ("script", _inner_html),
     "reversed": ("script", _reversed),
@@ -463,6 +556,11 @@ TRAPS: dict[str, str] = {
     "spaced_prose": "<p>Tickets @ 10 . 50 each; see you @ the show. Follow us @ acme . com</p>",
     "bare_at_number": "<p>Buy 2 at acme.com, 3 at shop.acme.com.</p>",
     "jsonld_placeholder": '<script type="application/ld+json">{"email":"you@example.com"}</script>',
+    "javascript_noise": "<a href=\"javascript:void(0)\" onclick=\"openWindow('page.html', 'popup')\">x</a>"
+                        "<a href='#' onclick=\"sendMail('contact-form'); return false\">Write</a>",
+    "mail_call_not_address": "<a href=\"javascript:mailme('newsletter','subscribe')\">Subscribe</a>",
+    "script_literals": "<script>var s = 'v2.1@' + 'build'; var sel = 'a@b'; document.write(s);</script>",
+    "base64_noise": '<joomla-hidden-mail first="%%%" last="" text="">x</joomla-hidden-mail>',
     "empty_mailto": "<a href='mailto:'>mail</a> <a href='mailto:?subject=hi'>x</a>",
     "reversed_raw": "<p>moc.emca@ofni</p>",
     "data_name_without_mail": '<div class="person" data-name="Jane" data-domain="acme.com">Jane</div>',

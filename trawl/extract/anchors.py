@@ -33,12 +33,16 @@ SCRIPT_LITERALS = (
     "atob(", "eval(", "rot13", "charcodeat", "location.href", "window.location", "mailto",
 )
 HANDLER = "onclick"  # SPIP's lancerlien() sits in one too
+JAVASCRIPT_URL = re.compile(r"javascript:")  # href="javascript:DeCryptX('...')" ("j" is rare: `re` beats `str.find`)
 # "<!--" for comments and "<script" for scripts, in one scan.
 COMMENT_OR_SCRIPT = re.compile(r"<(?:!--|script)")
 # A data-user/data-name ... pair needs its domain half.
 ATTRIBUTE_PAIR = re.compile(r"data-(?:domain|host)")
 # These contain "mail": found among the positions of "mail" the scan has already.
-MAIL_ANCHORS = {name: name.index("mail") for name in ("linkto_uncryptmailto", "data-mailto-token", "data-enc-email")}
+MAIL_ANCHORS = {
+    name: name.index("mail")
+    for name in ("linkto_uncryptmailto", "data-mailto-token", "data-enc-email", "joomla-hidden-mail")
+}
 
 
 def positions(haystack: str, needles: tuple[str, ...]) -> list[int]:

@@ -52,7 +52,16 @@ _TYPO3_CALL = re.compile(r"""linkto_uncryptmailto\(\s*['"]([^'"]{4,512})['"]\s*(
 _TYPO3_TOKEN = re.compile(r"""data-mailto-token\s*=\s*["']([^"']{4,512})["']""", re.I)
 _ENC_EMAIL = re.compile(r"""data-enc-email\s*=\s*["']([^"']{3,512})["']""", re.I)
 _DATA_ATTRIBUTE = re.compile(r"""data-([\w-]+)\s*=\s*["']([^"'<>]{1,128})["']""", re.I)
-_SPIP_CALL = re.compile(r"""lancerlien\(\s*['"]([^'"]{1,128})['"]\s*,\s*['"]([^'"]{1,128})['"]""", re.I)
+_STRING = re.compile(r"'(?:[^'\\\n]|\\.)*'|\"(?:[^\"\\\n]|\\.)*\"")
+_MAIL_CALL = re.compile(
+    r"""(\w*(?:mail|lancerlien|contact)\w*)\s*\(\s*((?:'[^'\n]{1,64}'|"[^"\n]{1,64}")"""
+    r"""(?:\s*,\s*(?:'[^'\n]{1,64}'|"[^"\n]{1,64}")){1,2})\s*\)""",
+    re.I,
+)
+_CRYPT_CALL = re.compile(r"""\w*(?:crypt|mail)\w*\s*\(\s*['"]([^'"]{4,512})['"]\s*(?:,\s*-?\d+\s*)?\)""", re.I)
+_CHAR_TABLE = re.compile(r"([\w$]+)\.charAt\(\s*([\w$]+)\.charCodeAt\(\s*[\w$]+\s*\)\s*-\s*(\d+)\s*\)")
+_KEY_CIPHER = re.compile(r"([\w$]+)\.indexOf\(\s*([\w$]+)\.charAt\(\s*[\w$]+\s*\)\s*\)\s*-\s*[\w$]+")
+_ATTRIBUTE = re.compile(r"""([\w-]+)\s*=\s*["']([^"']{0,512})["']""")
 _USER_KEYS = ("user", "account", "local", "mailbox", "u", "prefix", "name", "nom")
 _DOMAIN_KEYS = ("domain", "host", "d", "server", "domaine")
 _TLD_KEYS = ("tld", "ext", "suffix")
@@ -67,14 +76,15 @@ def run(scan) -> None:
             code_lowered = lowered[start:end]
             if anchors.any_in(code_lowered, anchors.SCRIPT_LITERALS):
                 _script(scan, scan.text[start:end], code_lowered, start, end)
-    if anchors.HANDLER in lowered:
-        _handlers(scan)
-        if "lancerlien" in lowered:
-            _spip(scan)
+    handlers = anchors.positions(lowered, (anchors.HANDLER,)) + [
+        match.start() for match in anchors.JAVASCRIPT_URL.finditer(lowered)
+    ]
+    if handlers:
+        _handlers(scan, handlers)
     for at in scan.mail:
         for name, offset in anchors.MAIL_ANCHORS.items():
             if lowered.startswith(name, at - offset):
-                (_encoder_attribute if name == "data-enc-email" else _typo3)(scan, at - offset)
+                _MAIL_ANCHOR_PASSES[name](scan, at - offset)
     pairs = [match.start() for match in anchors.ATTRIBUTE_PAIR.finditer(lowered)]
     if pairs:
         _attribute_pairs(scan, pairs)
@@ -98,24 +108,115 @@ def _script_blocks(lowered: str, openings: list[int]):
 
 
 def _script(scan, code: str, code_lowered: str, start: int, end: int) -> None:
-    outputs = evaluate(code)
+    evaluator = _Evaluator(code, 0)
+    outputs = evaluator.run()
+    decoded = _table_ciphers(evaluator.env, code)
     if _ROT13_MARK.search(code_lowered) and ("charcodeat" in code_lowered or "rot" in code_lowered):
-        outputs += [codecs.decode(value, "rot13") for value in _literals(code)]
+        decoded += [codecs.decode(value, "rot13") for value in _literals(code)]
+    if decoded:
         scan.suppress(start, end)  # the literals are the encoded form
-    _report(scan, outputs, code, start)
+    _report(scan, outputs + decoded + _mail_calls(code), code, start)
 
 
-def _handlers(scan) -> None:
+def _handlers(scan, positions: list[int]) -> None:
+    """onclick="..." and href="javascript:...": evaluated, and their calls decoded."""
     text = scan.text
-    for at in anchors.positions(scan.lowered, (anchors.HANDLER,)):
-        match = _HANDLER.match(text, at)
-        value = None if match is None else match.group(1) if match.group(1) is not None else match.group(2)
-        if value is None or ("+" not in value and "(" not in value):
+    for at in positions:
+        if text[at] in "jJ":
+            quote_char = text[at - 1 : at]
+            end = text.find(quote_char, at) if quote_char in ("'", '"') else -1
+            value = text[at:end] if end != -1 else None
+        else:
+            match = _HANDLER.match(text, at)
+            value = None if match is None else match.group(1) if match.group(1) is not None else match.group(2)
+        if value is None or "(" not in value and "+" not in value:
             continue
         code = html.unescape(value) if "&" in value else value
         if code[:11].lower() == "javascript:":
             code = unquote(code[11:])
-        _report(scan, evaluate(code), code, at)
+        _report(scan, evaluate(code) + _mail_calls(code) + _shifted_calls(code), code, at)
+
+
+def _table_ciphers(env: dict, code: str) -> list[str]:
+    """What two table decoders assemble from the script's own strings:
+    `table.charAt(indices.charCodeAt(j) - 48)` (WordPress email encoders'
+    "ASCII mixer"), and `key.indexOf(coded.charAt(i)) - shift` (the
+    "coded"/"key" email obfuscator of many academic pages)."""
+    found = []
+    for match in _CHAR_TABLE.finditer(code):
+        table, indices = env.get(match.group(1)), env.get(match.group(2))
+        if isinstance(table, str) and isinstance(indices, str):
+            offset = int(match.group(3))
+            found.append("".join(_at(table, ord(c) - offset) for c in indices))
+    for match in _KEY_CIPHER.finditer(code):
+        key, coded = env.get(match.group(1)), env.get(match.group(2))
+        if isinstance(key, str) and isinstance(coded, str) and key:
+            shift = len(coded)
+            found.append("".join(key[(key.index(c) - shift) % len(key)] if c in key else c for c in coded))
+    return found
+
+
+def _at(table: str, index: int) -> str:
+    return table[index] if 0 <= index < len(table) else _UNKNOWN
+
+
+def _mail_calls(code: str) -> list[str]:
+    """Calls of a mail-building function with the address's halves as string
+    arguments: SPIP's lancerlien('acme.com','info'), mail('info','acme','com') ...
+    The natural order is tried first, then the reversed one (SPIP's)."""
+    found = []
+    for match in _MAIL_CALL.finditer(code):
+        p = [_js_string(literal) for literal in _STRING.findall(match.group(2))]
+        orders = [f"{p[0]}@{p[1]}", f"{p[1]}@{p[0]}"] if len(p) == 2 else [f"{p[0]}@{p[1]}.{p[2]}", f"{p[1]}@{p[2]}.{p[0]}"]
+        found += [value for value in orders if normalize_email(value) is not None][:1]  # the natural order first
+    return found
+
+
+def _shifted_calls(code: str) -> list[str]:
+    """A decrypting call's string argument, every character shifted back:
+    CryptX's DeCryptX('jogpAbdnf/dpn') (+1, or "shift¦text¦sign"), and
+    UnCryptMailto('nbjmup;...') variants; kept when the result is a mailto:
+    link or exactly an address."""
+    found = []
+    for match in _CRYPT_CALL.finditer(code):
+        encoded = match.group(1)
+        if encoded.count("\u00a6") == 2:  # CryptX: shift, text, sign
+            shift, encoded, sign = encoded.split("\u00a6")
+            shifts = [int(shift) if sign != "0" else -int(shift)] if shift.isdigit() else []
+        else:
+            shifts = [n for n in range(-26, 27) if n]
+        for shift in shifts:
+            decoded = "".join(chr(ord(c) - shift) if 0 <= ord(c) - shift < 0x110000 else _UNKNOWN for c in encoded)
+            if decoded[:7].lower() == "mailto:":
+                found.append(decoded[7:].partition("?")[0])
+                break
+            if normalize_email(decoded) is not None and decoded.strip() == decoded:
+                found.append(decoded)
+                break
+    return found
+
+
+def _joomla_hidden_mail(scan, at: int) -> None:
+    """Joomla 4's <joomla-hidden-mail first="base64 user" last="base64 domain" text="...">."""
+    end = scan.lowered.find(">", at)
+    if end == -1:
+        return
+    attributes = {m.group(1).lower(): m.group(2) for m in _ATTRIBUTE.finditer(scan.text, at, end)}
+    user, domain = _base64(attributes.get("first")), _base64(attributes.get("last"))
+    if user is not None and domain is not None:
+        scan.add(normalize_email(f"{user}@{domain}"), SCRIPT, at)
+    text = _base64(attributes.get("text"))
+    for address in addresses_in(text or ""):
+        scan.add(address, SCRIPT, at)
+
+
+def _base64(value: str | None) -> str | None:
+    if not value:
+        return None
+    try:
+        return base64.b64decode(value + "=" * (-len(value) % 4), validate=True).decode("utf-8")
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        return None
 
 
 def _report(scan, outputs: list[str], raw: str, at: int) -> None:
@@ -330,6 +431,7 @@ def typo3_decrypt(encoded: str, offset: int) -> str:
 
 
 def _typo3(scan, at: int) -> None:
+    """linkTo_UnCryptMailto('...') or data-mailto-token="...": TYPO3's shift of the mailto: link."""
     window = scan.text[at : at + 1100]
     window = unquote(html.unescape(window)) if "%" in window or "&" in window else window
     for pattern in (_TYPO3_CALL, _TYPO3_TOKEN):
@@ -381,13 +483,9 @@ def _value(attributes: dict[str, str], keys: tuple[str, ...]) -> str | None:
     return None
 
 
-def _spip(scan) -> None:
-    """SPIP's onclick="location.href=lancerlien('acme.com','info')": the two
-    halves in either order, whichever is an address."""
-    window = html.unescape(scan.text) if "&" in scan.text else scan.text
-    for match in _SPIP_CALL.finditer(window):
-        first, second = match.groups()
-        for address in (normalize_email(f"{second}@{first}"), normalize_email(f"{first}@{second}")):
-            if address is not None:
-                scan.add(address, SCRIPT)
-                break
+_MAIL_ANCHOR_PASSES = {
+    "data-enc-email": _encoder_attribute,
+    "linkto_uncryptmailto": _typo3,
+    "data-mailto-token": _typo3,
+    "joomla-hidden-mail": _joomla_hidden_mail,
+}
