@@ -19,7 +19,8 @@ import random
 from typing import Callable
 from urllib.parse import quote
 
-Generator = Callable[[str, random.Random], str]
+# A generator returns the HTML, or (the HTML, other addresses it publishes).
+Generator = Callable[[str, random.Random], "str | tuple[str, set[str]]"]
 
 
 # ---------------------------------------------------------------- encoders
@@ -181,6 +182,61 @@ def _mail_call(address: str, rng: random.Random) -> str:
 
 def _javascript_href(address: str, rng: random.Random) -> str:
     return f"<a href=\"javascript:location.href='mai'+'lto:'+{js_literal_pieces(address, rng)}\">Mail us</a>"
+
+
+def _at_image(address: str, rng: random.Random) -> str:
+    user, _, domain = address.partition("@")
+    source = rng.choice(["/images/at.gif", "/img/at-sign.png", "icons/email_at.svg"])
+    return f'<p>E-mail: {user}<img src="{source}" alt="" width="12" height="12">{domain}</p>'
+
+
+def _at_icon(address: str, rng: random.Random) -> str:
+    user, _, domain = address.partition("@")
+    return f'<p>{user}<i class="fa fa-at" aria-hidden="true"></i>{domain}</p>'
+
+
+def _brace_list(address: str, rng: random.Random) -> tuple[str, set[str]]:
+    user, _, domain = address.partition("@")
+    other = "k.lee" if user != "k.lee" else "a.ng"
+    return f"<p class=\"authors\">{{{user}, {other}}}@{domain}</p>", {f"{other}@{domain}"}
+
+
+def _nospam(address: str, rng: random.Random) -> str:
+    user, _, domain = address.partition("@")
+    return rng.choice([f"<p>{user}@NOSPAM.{domain}</p>", f"<p>{user}NOSPAM@{domain}</p>",
+                       f"<p>{address}.REMOVE-THIS</p>"])
+
+
+def _css_external_class(address: str, rng: random.Random) -> str:
+    return f'<span class="eeb-rtl" data-eeb-type="mailto">{address[::-1]}</span>'
+
+
+def _data_email_base64(address: str, rng: random.Random) -> str:
+    return f'<a class="js-mail" href="#" data-email="{base64.b64encode(address.encode()).decode()}">Email</a>'
+
+
+def _pipermail_page(address: str, rng: random.Random) -> tuple[str, set[str]]:
+    """A whole pipermail message page: the list's mailto with In-Reply-To,
+    the sender in words, a quoted address in the body."""
+    user, _, domain = address.partition("@")
+    return (
+        '<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 3.2//EN">\n<HTML>\n <HEAD>\n   <TITLE> [Tools-dev] Patch review\n'
+        '   </TITLE>\n   <LINK REL="Index" HREF="index.html" >\n   <LINK REL="made" HREF="mailto:tools-dev%40lists.'
+        'kernel-tools.org?Subject=Re%3A%20%5BTools-dev%5D%20Patch%20review&In-Reply-To=%3C87r5abcdef.fsf%40gnus.org%3E">\n'
+        '   <META NAME="robots" CONTENT="index,nofollow">\n <style type="text/css">\n pre { white-space: pre-wrap; }\n'
+        " </style>\n </HEAD>\n <BODY BGCOLOR=\"#ffffff\">\n   <H1>[Tools-dev] Patch review</H1>\n    <B>Jane Roe</B> \n"
+        '    <A HREF="mailto:tools-dev%40lists.kernel-tools.org?Subject=Re%3A%20%5BTools-dev%5D%20Patch%20review&'
+        'In-Reply-To=%3C87r5abcdef.fsf%40gnus.org%3E"\n       TITLE="[Tools-dev] Patch review">'
+        f"{user} at {domain}\n       </A><BR>\n    <I>Tue Jan 17 18:02:18 CET 2006</I>\n    <P><UL>\n"
+        '        <LI>Previous message: <A HREF="012344.html">[Tools-dev] Build failure at lab.example.org\n</A></li>\n'
+        '        <LI> <B>Messages sorted by:</B> \n              <a href="date.html#12345">[ date ]</a>\n'
+        '              <a href="thread.html#12345">[ thread ]</a>\n         </LI>\n       </UL>\n    <HR>  \n'
+        "<!--beginarticle-->\n<PRE>On Mon, 16 Jan 2006 at 10:11, Bob Smith &lt;<A HREF=\"http://lists.kernel-tools.org/"
+        'mailman/listinfo/tools-dev">bob.smith at kernel-tools.org</A>&gt; wrote:\n&gt;<i> I looked at docs.kernel-tools.org'
+        "\n</I>&gt;<i> and the patch at bugs.kernel-tools.org/123 is fine.\n</I>\nThanks, I'm at pycon.org this week.\n"
+        "</PRE>\n<!--endarticle-->\n    <HR>\n</body></html>",
+        {"tools-dev@lists.kernel-tools.org", "bob.smith@kernel-tools.org"},
+    )
 
 
 def _document_write(address: str, rng: random.Random) -> str:
@@ -468,6 +524,13 @@ FORMS: dict[str, tuple[str, Generator]] = {
     "css_inline": ("css", _css_inline),
     "css_class": ("css", _css_class),
     # scripts
+    "at_image": ("markup", _at_image),
+    "at_icon": ("markup", _at_icon),
+    "brace_list": ("text", _brace_list),
+    "nospam": ("obfuscated", _nospam),
+    "css_external_class": ("css", _css_external_class),
+    "data_email_base64": ("script", _data_email_base64),
+    "pipermail_page": ("archive", _pipermail_page),
     "joomla": ("script", _joomla),
     "joomla_1_5": ("script", _joomla_1_5),
     "joomla_4": ("script", _joomla_4),
@@ -561,6 +624,20 @@ TRAPS: dict[str, str] = {
     "mail_call_not_address": "<a href=\"javascript:mailme('newsletter','subscribe')\">Subscribe</a>",
     "script_literals": "<script>var s = 'v2.1@' + 'build'; var sel = 'a@b'; document.write(s);</script>",
     "base64_noise": '<joomla-hidden-mail first="%%%" last="" text="">x</joomla-hidden-mail>',
+    "template_braces": "<p>{first}.{last}@acme-corp.com, {{ name }}@acme-corp.com, ${user}@acme-corp.com</p>",
+    "rtl_text": '<p dir="rtl" class="text-rtl">\u0645\u0631\u062d\u0628\u0627 @ 10</p>',
+    "at_image_alone": '<p>Contact <img src="/img/at.gif" alt=""> the office at 10.30.</p>',
+    "css_content_at": '<style>a[href^="mailto:"]::after { content: "@"; } @keyframes spin { to { x: 1 } }</style>',
+    "chat_handle": "<p>Ping @jane.roe on Slack or @acme-support on Mastodon</p>",
+    "srcset_density": "<img srcset='/img/hero@1.5x.webp 1.5x, /img/hero@2x.avif 2x'>",
+    "price_dollar": "<p>Apples @ $2.50, pears @ 1.99 EUR</p>",
+    "archive_time_at": "<pre>Posted at 10:30 at lab.kernel-tools.org by the build bot</pre>",
+    "js_decorator": "<pre>@Component({selector: 'app-root'})\nexport class App {}</pre>",
+    "json_context": '<script type="application/ld+json">{"@context":"https://schema.org","@type":"Person"}</script>',
+    "double_at": "<p>info@@acme-corp.com and @acme-corp.com</p>",
+    "ip_host": "<pre>ssh deploy@192.168.1.10 -p 22</pre>",
+    "comment_obfuscated": "<!-- info [at] acme-corp [dot] com -->",
+    "prose_stayed_at": "<p>We stayed at hotels.com and were shopping at amazon.de.</p>",
     "empty_mailto": "<a href='mailto:'>mail</a> <a href='mailto:?subject=hi'>x</a>",
     "reversed_raw": "<p>moc.emca@ofni</p>",
     "data_name_without_mail": '<div class="person" data-name="Jane" data-domain="acme.com">Jane</div>',
@@ -595,8 +672,14 @@ def address(rng: random.Random) -> str:
     return f"{rng.choice(_USERS)}@{rng.choice(_DOMAINS)}"
 
 
+def fragment(name: str, published: str, rng: random.Random) -> tuple[str, set[str]]:
+    """`name`'s form publishing `published`, and every address the fragment publishes."""
+    made = FORMS[name][1](published, rng)
+    body, others = made if isinstance(made, tuple) else (made, set())
+    return body, {published} | others | EXTRA_ADDRESSES.get(name, set())
+
+
 def form_sample(name: str, rng: random.Random) -> tuple[str, set[str]]:
     """One page publishing `name`'s form, and every address it publishes."""
-    published = address(rng)
-    _, generate = FORMS[name]
-    return page(generate(published, rng), rng), {published} | EXTRA_ADDRESSES.get(name, set())
+    body, truth = fragment(name, address(rng), rng)
+    return page(body, rng), truth

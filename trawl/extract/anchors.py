@@ -16,7 +16,11 @@ import re
 # " dot ", hypermail's "john_at_example.com", "robert -at- example -dot- be".
 # Two regexes that start with the words themselves: `re` scans for a leading
 # space, bracket or alternation several times slower than for a literal.
-_AT_WORD = re.compile(r"at(?: (?=[a-z0-9\-]{1,63}\.[a-z0-9])|[_\-](?= ?[a-z0-9])|\s{0,3}(?:[\])}]|&gt;))")
+_AT_WORD = re.compile(
+    r"at(?:(?:[_\-]?sign)?\.(?:gif|png|jpe?g|svg|webp)|(?=[\"'])"
+    r"| (?=[a-z0-9\-]{1,63}\.[a-z0-9])|[_\-](?= ?[a-z0-9])|\s{0,3}(?:[\])}]|&gt;))"
+)
+_AT_IMAGE_BEFORE = ("/", "_", "-", '"', "'", "fa-", "alt=")
 _DOT_WORD = re.compile(r"dot(?: |\s{0,3}(?:[\])}]|&gt;))")
 _OPENING = {"]": "[", ")": "(", "}": "{", ";": "&lt;"}
 HYPERKITTY_AT = re.compile(r"\(a\)")  # (`re` finds a literal that starts with a rare character faster than `str.find`)
@@ -57,13 +61,19 @@ def positions(haystack: str, needles: tuple[str, ...]) -> list[int]:
     return found
 
 
-def worded(lowered: str, ats: list[int]) -> tuple[list[int], list[tuple[int, int]]]:
-    """(positions of every worded "at"/"dot" anchor, spans of the bracketed ones).
-    `ats` are the positions of "@", for "[@]" and "(@)"."""
-    found, brackets = [], []
+def worded(lowered: str, ats: list[int]) -> tuple[list[int], list[tuple[int, int]], list[int]]:
+    """(positions of every worded "at"/"dot" anchor, spans of the bracketed
+    ones, positions of "@" shown as an image or icon: at.gif, fa-at, alt="at").
+    `ats` are the positions of "@", for "[@]", "(@)" and alt="@"."""
+    found, brackets, images = [], [], []
     for pattern in (_AT_WORD, _DOT_WORD):
         for match in pattern.finditer(lowered):
             start, closing = match.start(), lowered[match.end() - 1]
+            if match.end() == start + 2 or "." in match.group():  # at" at' at.gif ... : an image or icon?
+                before = lowered[max(0, start - 5) : start]
+                if before.endswith(_AT_IMAGE_BEFORE) and (match.end() > start + 2 or before[-1:] in "\"'-"):
+                    images.append(start)
+                continue
             if closing in _OPENING:
                 opening = _bracket_before(lowered, start, _OPENING[closing])
                 if opening != -1:
@@ -73,6 +83,8 @@ def worded(lowered: str, ats: list[int]) -> tuple[list[int], list[tuple[int, int
             if lowered[start - 1 : start] == closing:  # " at ", " dot ", "_at_", "-at-"
                 found.append(start - 1)
     for at in ats:
+        if lowered.endswith(("alt=\"", "alt='"), 0, at):
+            images.append(at)
         closing = lowered[at + 1 : at + 5].lstrip()[:1]
         opening = _bracket_before(lowered, at, _OPENING[closing]) if closing and closing in "])}" else -1
         if opening != -1:
@@ -80,7 +92,7 @@ def worded(lowered: str, ats: list[int]) -> tuple[list[int], list[tuple[int, int
             found.append(opening)
     found += [match.start() for match in HYPERKITTY_AT.finditer(lowered)]
     found.sort()
-    return found, brackets
+    return found, brackets, images
 
 
 def _bracket_before(lowered: str, position: int, opening: str) -> int:

@@ -65,6 +65,9 @@ _PROSE_BEFORE_BARE_AT = PROSE_BEFORE_AT | frozenset({
     "copy", "copies", "details", "more", "information", "story", "stories", "tools",
     "also", "now", "currently", "today", "tonight", "yesterday", "tomorrow", "again", "then", "once",
     "that", "this", "which", "who", "what", "where", "when", "how", "why", "so", "too", "very",
+    "stayed", "staying", "arrives", "arriving", "hosting", "located", "sitting", "seen", "shown",
+    "shopping", "selling", "buying", "ordering", "booking", "booked", "signed", "sign", "log",
+    "logged", "login", "parked", "stored", "kept", "saved", "copied", "uploaded", "released",
 })
 _PROSE_AFTER_AT = frozenset({
     "the", "a", "an", "this", "that", "our", "my", "your", "his", "her", "their", "its", "home",
@@ -86,7 +89,7 @@ _WORD_BEFORE = re.compile(r"([A-Za-z]+)[ \t]+\Z")
 def run(scan) -> None:
     """Find the worded forms in windows around their anchors."""
     lowered = scan.lowered
-    found, scan.brackets = anchors.worded(lowered, scan.ats)
+    found, scan.brackets, scan.at_images = anchors.worded(lowered, scan.ats)
     if not found:
         return
     text = scan.text

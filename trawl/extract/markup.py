@@ -3,7 +3,8 @@
 A person reads "info@acme.com" where the source says
 `info<!-- -->&#64;<!-- -->acme.com`, `<span>info</span>@<span>acme.com</span>`,
 `info<b>@</b>acme.com`, `in&shy;fo@acme.com`, `info@<span style="display:none">x</span>acme.com`,
-`earl @ earlhood . com`, `info＠acme．com`, Drupal SpamSpan's
+`earl @ earlhood . com`, `info＠acme．com`, `info<img src="at.gif">acme.com`,
+`info<i class="fa fa-at"></i>acme.com`, Drupal SpamSpan's
 `<span class="u">info</span> [at] <span class="d">acme [dot] com</span>`
 ("markup"), or `<span style="unicode-bidi:bidi-override; direction:rtl">moc.emca@ofni</span>`
 ("css"). Nothing builds a DOM: a window of a few hundred characters around an
@@ -46,7 +47,12 @@ _HIDDEN_ELEMENT = re.compile(
     re.I | re.S,
 )
 _HIDDEN_VOID = re.compile(r"<(?:img|input|br)\b[^>]*?(?:display\s*:\s*none|type\s*=\s*[\"']?hidden)[^>]*>", re.I)
-_IMAGE_ALT = re.compile(r"<img\b[^>]*?\balt\s*=\s*[\"']([^\"']{0,12})[\"'][^>]*>", re.I)
+_IMAGE = re.compile(r"<img\b[^>]*>", re.I)
+_IMAGE_ALT = re.compile(r"""\balt\s*=\s*["']([^"']{0,12})["']""", re.I)
+# An image of "@" by its file name: /img/at.gif, at-sign.png, email_at.svg.
+_AT_IMAGE_SOURCE = re.compile(r"""\bsrc\s*=\s*["']?[^"'\s>]*?(?:^|[/_\-"'])at(?:[_\-]?sign)?\.(?:gif|png|jpe?g|svg|webp)""", re.I)
+# Icon fonts' "@" (Font Awesome's fa-at), an empty element the stylesheet fills.
+_AT_ICON = re.compile(r"<(i|span)\b[^>]*\bclass\s*=\s*[\"'][^\"']*\bfa-at\b[^>]*>\s*</\1\s*>", re.I)
 _EMPTY_ELEMENT = re.compile(r"<([a-z]+)\b[^>]*>[ \t]*</\1\s*>", re.I)
 _TAG = re.compile(r"<(/?)([a-z][a-z0-9]*)\b[^>]*>", re.I)
 _INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u200b\u200c\u200d\u2060\ufeff"))
@@ -58,6 +64,9 @@ _INVISIBLE_REFS = ("&shy;", "&#173;", "&#xad;", "&#8203;", "&#x200b;", "&zwj;", 
 _MARKUP_NEIGHBOURS = frozenset("<> \u00ad\u200b\u200c\u200d\u2060\ufeff")
 _ADDRESS_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._+-'")
 _ADDRESS_SIDE = _ADDRESS_CHARS | frozenset("\u00ad\u200b\u200c\u200d\u2060\ufeff;")
+_LIST_SEPARATOR = re.compile(r"\s*[,;|]\s*|\s+")
+_LIST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+\-]{0,63}")
+_REVERSING_TAG = re.compile(r"""(?:class|id)\s*=\s*["']?[^"'>]*(?:\brtl\b|-rtl\b|revers|backward)|direction\s*:\s*rtl""")
 _RTL_CLASS = re.compile(r"\.([\w-]+)\s*\{([^}]*)\}")
 _OPENING_TAG = re.compile(r"<(span|div|p|a|b|i|em|strong|td|li|bdo)\b([^>]*)>")
 _CLASS_ATTRIBUTE = re.compile(r"""class\s*=\s*["']?([^"'>]*)""")
@@ -71,12 +80,23 @@ def render(fragment: str) -> str:
             fragment = CHAR_REF.sub(_char, fragment)
             fragment = _HIDDEN_ELEMENT.sub("", fragment)
             fragment = _HIDDEN_VOID.sub("", fragment)
-            fragment = _IMAGE_ALT.sub(lambda m: _ALT_TEXT.get(m.group(1).strip().lower(), " "), fragment)
+            fragment = _AT_ICON.sub("@", fragment)
+            fragment = _IMAGE.sub(_image_text, fragment)
             fragment = _EMPTY_ELEMENT.sub("", fragment)
             fragment = _join_tags(fragment.translate(_INVISIBLE))
     if "&" in fragment:
         fragment = html.unescape(fragment)
     return fragment.translate(_INVISIBLE).translate(_FULL_WIDTH)
+
+
+def _image_text(match: re.Match) -> str:
+    """What an image stands for in the text: its alt text when that is "@",
+    "at", "." or "dot"; "@" for an image file named after it; else a space."""
+    tag = match.group()
+    alt = _IMAGE_ALT.search(tag)
+    if alt is not None and alt.group(1).strip().lower() in _ALT_TEXT:
+        return _ALT_TEXT[alt.group(1).strip().lower()]
+    return "@" if _AT_IMAGE_SOURCE.search(tag) else " "
 
 
 def _char(match: re.Match) -> str:
@@ -174,11 +194,46 @@ def run(scan) -> None:
 
 
 def _around_literal_ats(scan) -> None:
-    """Each "@" that markup, a space or an invisible character touches."""
+    """Each "@" that markup, a space or an invisible character touches; each
+    "{alice, bob}@host" list; each "@" in an element named for reversed text."""
     text = scan.text
     for at in scan.ats:
         if _neighbours_markup(text, at, at + 1):
             _report(scan, at, 1)
+        elif text[at - 1 : at] == "}":
+            _brace_list(scan, at)
+        else:
+            _reversed_by_class(scan, at)
+
+
+def _brace_list(scan, at: int) -> None:
+    """"{alice, bob.k}@cs.example.edu": one address per name in the braces."""
+    text = scan.text
+    opening = text.rfind("{", max(0, at - 300), at)
+    domain = DOMAIN_AFTER.match(text, at + 1)
+    if opening == -1 or domain is None or scan.hidden(at):
+        return
+    names = _LIST_SEPARATOR.split(text[opening + 1 : at - 1].strip())
+    if len(names) < 2 or not all(_LIST_NAME.fullmatch(name) for name in names):
+        return
+    for name in names:
+        scan.add(normalize_email(f"{name}@{domain.group()}"), TEXT, at)
+
+
+def _reversed_by_class(scan, at: int) -> None:
+    """The text of an element whose class or style says it is shown reversed
+    (WordPress encoders' class="eeb-rtl", whose rule sits in a stylesheet)."""
+    lowered = scan.lowered
+    opening = lowered.rfind("<", max(0, at - 300), at)
+    if opening == -1 or lowered.find(">", opening, at) == -1 or lowered[opening + 1 : opening + 2] == "/":
+        return
+    tag = lowered[opening : lowered.find(">", opening) + 1]
+    if not _REVERSING_TAG.search(tag):
+        return
+    close = lowered.find("<", at)
+    shown = render(scan.text[opening + len(tag) : close if close != -1 else at + 300])[::-1]
+    for address in addresses_in(shown):
+        scan.add(address, CSS, at)
 
 
 def _neighbours_markup(text: str, start: int, end: int) -> bool:
@@ -221,7 +276,7 @@ def _report(scan, at: int, width: int) -> None:
 def _worded_across_markup(scan) -> None:
     """"[at]"-style forms whose parts markup separates (SpamSpan)."""
     lowered = scan.lowered
-    found = []
+    found = list(scan.at_images)  # "@" as an image or an icon (the archive pass found them)
     for start, end in scan.brackets:  # the archive pass found them
         before = lowered[max(0, start - 3) : start].rstrip()
         after = lowered[end : end + 3].lstrip()
@@ -236,6 +291,11 @@ def _worded_across_markup(scan) -> None:
             _, address = read_match(match, window)
             if address is not None:
                 scan.add(address, MARKUP, start)
+        if scan.at_images and "@" in window:
+            raw = lowered[start:end]
+            for address in addresses_in(window):
+                if address not in raw:
+                    scan.add(address, MARKUP, start)
 
 
 def _reversed_by_css(scan) -> None:

@@ -18,7 +18,7 @@ from urllib.parse import unquote
 
 from trawl.extract import anchors, archive, markup, scripts
 from trawl.extract.address import CHAR_REF, ESCAPED_AT_OR_DOT, addresses_in, around_ats, at_signs, normalize_email
-from trawl.extract.kinds import CFEMAIL, ENTITY, ITEMPROP, JS, JSONLD, MAILTO, MARKUP, META, SCRIPT, TEXT
+from trawl.extract.kinds import CFEMAIL, ENTITY, ITEMPROP, JS, JSONLD, MAILTO, MARKUP, META, OBFUSCATED, SCRIPT, TEXT
 
 # A "token" for context checks: the run of characters up to a delimiter.
 _TOKEN_REVERSED = re.compile(r"[^\s\"'<>()\[\]{}]*")
@@ -39,6 +39,9 @@ _ROT13_CLASS = re.compile(r"<[^<>]*rot-?13[^<>]*>[^<>]*\Z")
 # A local part right after these is the tail of a longer token (Outlook's
 # "001201c61b8a$d2b6e940$6401a8c0@host" Message-IDs, "100%info@...").
 _JOINED = ("$", "%")
+# Marks a reader removes: john@NOSPAM.acme.com, john.nospam@acme.com, john@acme.com.REMOVE-THIS.
+_SPAM_MARK = re.compile(r"(?<=@)(?:no[_\-]?spam|remove[_\-]?this)[._\-]|"
+                        r"[._\-]?(?:no[_\-]?spam(?:please)?|remove[_\-]?this|spam[_\-]?free|removeme)(?=[@.]|$)", re.I)
 _DIGIT_OR_HEX_RUN = re.compile(r"\d{6,}|[0-9a-f]{10,}")
 
 
@@ -66,6 +69,7 @@ class EmailScan:
         self.at_entities: list[tuple[int, int]] = []  # spans of "&#64;" and the like
         self.brackets: list[tuple[int, int]] = []  # spans of "[at]", "(dot)" ... found by the archive pass
         self.markup_starts: list[int] = []  # positions of "<!--" and "<script"
+        self.at_images: list[int] = []  # "@" as an image or icon, found by the archive pass
         self.ats: list[int] = []  # positions of "@"
 
     def run(self) -> dict[str, set[str]]:
@@ -220,6 +224,10 @@ class EmailScan:
             ):
                 self.add(normalize_email(codecs.decode(candidate, "rot13")), SCRIPT, start)
                 continue  # the ROT13 text a script decodes: only the decoded address is real
+            lower = candidate.lower()
+            if ("spam" in lower or "remove" in lower) and _SPAM_MARK.search(candidate):
+                self.add(normalize_email(_SPAM_MARK.sub("", candidate)), OBFUSCATED, start)
+                continue  # "john@NOSPAM.acme.com": the reader drops the mark
             if address is None or _is_scp_like(text, end) or self.hidden(start) or text[start - 1 : start] in _JOINED:
                 continue
             token = self.token_before(start)
@@ -285,7 +293,8 @@ class EmailScan:
             else:
                 continue
             if match is not None:
-                for address in addresses_in(decode_cfemail(match.group(1))):
+                decoded = decode_cfemail(match.group(1))
+                for address in addresses_in(unquote(decoded) if "%" in decoded else decoded):
                     self.add(address, CFEMAIL, at)
 
     def _itemprop(self, mail: list[int]) -> None:

@@ -61,6 +61,7 @@ _MAIL_CALL = re.compile(
 _CRYPT_CALL = re.compile(r"""\w*(?:crypt|mail)\w*\s*\(\s*['"]([^'"]{4,512})['"]\s*(?:,\s*-?\d+\s*)?\)""", re.I)
 _CHAR_TABLE = re.compile(r"([\w$]+)\.charAt\(\s*([\w$]+)\.charCodeAt\(\s*[\w$]+\s*\)\s*-\s*(\d+)\s*\)")
 _KEY_CIPHER = re.compile(r"([\w$]+)\.indexOf\(\s*([\w$]+)\.charAt\(\s*[\w$]+\s*\)\s*\)\s*-\s*[\w$]+")
+_DATA_MAIL = re.compile(r"""data-[\w-]*mail[\w-]*\s*=\s*["']([^"'<>]{4,256})["']""", re.I)
 _ATTRIBUTE = re.compile(r"""([\w-]+)\s*=\s*["']([^"']{0,512})["']""")
 _USER_KEYS = ("user", "account", "local", "mailbox", "u", "prefix", "name", "nom")
 _DOMAIN_KEYS = ("domain", "host", "d", "server", "domaine")
@@ -85,6 +86,11 @@ def run(scan) -> None:
         for name, offset in anchors.MAIL_ANCHORS.items():
             if lowered.startswith(name, at - offset):
                 _MAIL_ANCHOR_PASSES[name](scan, at - offset)
+                break
+        else:
+            data = lowered.rfind("data-", max(0, at - 24), at)
+            if data != -1:
+                _data_mail_attribute(scan, data)
     pairs = [match.start() for match in anchors.ATTRIBUTE_PAIR.finditer(lowered)]
     if pairs:
         _attribute_pairs(scan, pairs)
@@ -194,6 +200,22 @@ def _shifted_calls(code: str) -> list[str]:
                 found.append(decoded)
                 break
     return found
+
+
+def _data_mail_attribute(scan, at: int) -> None:
+    """data-email="aW5mb0BhY21lLmNvbQ==" and the like: a theme's script shows
+    the decoded value. Tried: Base64, reversed, ROT13, percent-encoding."""
+    match = _DATA_MAIL.match(scan.text, at)
+    if match is None or "cfemail" in match.group() or normalize_email(match.group(1)) is not None:
+        return  # a plain value is the plain pass's
+    value = html.unescape(match.group(1))
+    for decoded in (_base64(value), value[::-1], codecs.decode(value, "rot13"), unquote(value)):
+        if decoded and "@" in decoded:
+            address = normalize_email(decoded.strip())
+            if address is not None:
+                scan.suppress(match.start(1), match.end(1))
+                scan.add(address, SCRIPT)
+                return
 
 
 def _joomla_hidden_mail(scan, at: int) -> None:
