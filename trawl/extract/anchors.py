@@ -17,8 +17,8 @@ import re
 # Two regexes that start with the words themselves: `re` scans for a leading
 # space, bracket or alternation several times slower than for a literal.
 _AT_WORD = re.compile(
-    r"at(?:(?:[_\-]?sign)?\.(?:gif|png|jpe?g|svg|webp)|(?=[\"'])"
-    r"| (?=[a-z0-9\-]{1,63}\.[a-z0-9])|[_\-](?= ?[a-z0-9])|\s{0,3}(?:[\])}]|&gt;))"
+    r"at(?=[\s_\-.\])}&\"'])(?: (?=[a-z0-9\-]{1,63}\.[a-z0-9])|(?:[_\-]sign)?\.(?:gif|png|jpe?g|svg|webp)"
+    r"|[_\-](?= ?[a-z0-9])|\s{0,3}(?:[\])}]|&gt;)|(?=[\"']))"
 )
 _AT_IMAGE_BEFORE = ("/", "_", "-", '"', "'", "fa-", "alt=")
 _DOT_WORD = re.compile(r"dot(?: |\s{0,3}(?:[\])}]|&gt;))")
