@@ -652,14 +652,16 @@ _FILLER = (
 )
 
 
-def page(fragment: str, rng: random.Random, filler: int = 6) -> str:
-    """`fragment` in a typical page: head, navigation, prose, footer."""
+def page(fragment: str, rng: random.Random, filler: int = 6, size: int = 0) -> str:
+    """`fragment` in a typical page: head, navigation, prose, footer (and
+    prose enough to reach `size` characters)."""
+    filler = max(filler, size // len(_FILLER))
     head = (
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Contact</title>"
         "<link rel='icon' href='/img/logo@2x.png'><style>@media (max-width: 600px) { .nav { display: none } }"
         "</style></head><body><nav><a href='/'>Home</a> <a href='/about/'>About</a></nav><main>"
     )
-    body = [_FILLER] * rng.randint(1, filler)
+    body = [_FILLER] * (filler if size else rng.randint(1, filler))
     body.insert(rng.randint(0, len(body)), fragment)
     return head + "".join(body) + "</main><footer>&copy; 2026 Acme</footer></body></html>"
 
@@ -679,7 +681,7 @@ def fragment(name: str, published: str, rng: random.Random) -> tuple[str, set[st
     return body, {published} | others | EXTRA_ADDRESSES.get(name, set())
 
 
-def form_sample(name: str, rng: random.Random) -> tuple[str, set[str]]:
+def form_sample(name: str, rng: random.Random, size: int = 0) -> tuple[str, set[str]]:
     """One page publishing `name`'s form, and every address it publishes."""
     body, truth = fragment(name, address(rng), rng)
-    return page(body, rng), truth
+    return page(body, rng, size=size), truth
