@@ -400,6 +400,16 @@ def _pipermail_quote(address: str, rng: random.Random) -> str:
     return f"<PRE>On Mon, Jan 16, 2006 at 10:11:12AM +0100, {user} at {domain} wrote:\n&gt; I agree.\n</PRE>"
 
 
+def _archive_in_prose(address: str, rng: random.Random) -> str:
+    user, _, domain = address.partition("@")
+    return rng.choice([
+        f"<pre>Please email {user} at {domain} for details.</pre>",
+        f"<pre>Contact: {user} at {domain}\n</pre>",
+        f"<pre>On Mon, 16 Jan 2006, Bob Smith, {user} at {domain} wrote:\n&gt; hi</pre>",
+        f"<pre>-- \nJane Roe\n{user} at {domain}\n</pre>",
+    ])
+
+
 def _archive_dot(address: str, rng: random.Random) -> str:
     user, _, domain = address.partition("@")
     return f"<p>Maintainer: {user} at {domain.replace('.', ' dot ')}</p>"
@@ -501,6 +511,7 @@ FORMS: dict[str, tuple[str, Generator]] = {
     # archive
     "pipermail_header": ("archive", _pipermail_header),
     "pipermail_quote": ("archive", _pipermail_quote),
+    "archive_in_prose": ("archive", _archive_in_prose),
     "archive_dot": ("obfuscated", _archive_dot),
     "archive_paren": ("obfuscated", _archive_paren),
     "archive_upper": ("obfuscated", _archive_upper),
@@ -638,6 +649,11 @@ TRAPS: dict[str, str] = {
     "ip_host": "<pre>ssh deploy@192.168.1.10 -p 22</pre>",
     "comment_obfuscated": "<!-- info [at] acme-corp [dot] com -->",
     "prose_stayed_at": "<p>We stayed at hotels.com and were shopping at amazon.de.</p>",
+    "prose_sentence_start": "<p>Python at python.org is great.\nBinaries at sourceforge.net; tickets at eventbrite.com</p>",
+    "prose_names": "<p>Written by Richard Stallman at gnu.org. Thanks to everyone at zope.com.</p>",
+    "prose_verbs": "<p>Report bugs at bugzilla.redhat.com; headquartered at apple.com. Free at amazon.com.</p>",
+    "prose_revisions": "<p>This was fixed at r12345 at svn.python.org and 2 at 3.50 each.</p>",
+    "prose_quoted_urls": "<pre>&gt; I had a look at python.org and the docs at docs.python.org are fine.</pre>",
     "empty_mailto": "<a href='mailto:'>mail</a> <a href='mailto:?subject=hi'>x</a>",
     "reversed_raw": "<p>moc.emca@ofni</p>",
     "data_name_without_mail": '<div class="person" data-name="Jane" data-domain="acme.com">Jane</div>',

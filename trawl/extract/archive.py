@@ -83,7 +83,17 @@ _PROSE_PREVIOUS = frozenset({
 })
 # Top-level domains that a bare " at " or "_at_" form meets mostly as file names (setup.py, app.js).
 _CODE_EXTENSION_TLDS = frozenset({"py", "js", "sh", "md", "rs", "pl", "pm", "rb", "cc", "cs", "ps", "so", "in"})
-_WORD_BEFORE = re.compile(r"([A-Za-z]+)[ \t]+\Z")
+# Numbers and revision-like tokens ("2 at 3.50", "fixed at r12345 at svn.example.org").
+_NOT_A_NAME = re.compile(r"[a-z]?\d+")
+_WORD_BEFORE = re.compile(r"([A-Za-z\-]+)[ \t]+\Z")
+_ALONE_BEFORE = frozenset(";,[{\"'|*")
+_INTRODUCING_MARKS = (":", "<", "&lt;", "(")
+_ALONE_AFTER = frozenset("\n\r<&)]},;:\"'|*")
+# Words after which an address follows in running text: "mail john at acme.com", "or at jdoe at ...".
+_ADDRESS_INTRO = frozenset({
+    "mail", "email", "e-mail", "contact", "write", "at", "cc", "from", "reply", "address",
+    "reach", "via", "maintainer", "author", "by:", "tel", "or",
+})
 
 
 def run(scan) -> None:
@@ -110,7 +120,10 @@ def read_match(match: re.Match, text: str) -> tuple[str, str | None]:
         return ARCHIVE, None
     if bare and obfuscated_dot:
         first_label = domain.split()[0].split(".")[0].lower()
-        if first_label in _PROSE_AFTER_AT or local.lower() in PROSE_BEFORE_AT:
+        previous = _WORD_BEFORE.search(text, max(0, match.start() - 40), match.start())
+        if first_label in _PROSE_AFTER_AT or local.lower() in PROSE_BEFORE_AT or (
+            previous is not None and previous.group(1).lower() in _PROSE_PREVIOUS
+        ):
             return OBFUSCATED, None
     if word_at in ("_at_", "(a)") and not obfuscated_dot:
         if domain.rpartition(".")[2].lower() in _CODE_EXTENSION_TLDS:
@@ -121,28 +134,56 @@ def read_match(match: re.Match, text: str) -> tuple[str, str | None]:
 
 
 def _bare_at_is_prose(match: re.Match, text: str) -> bool:
-    """True unless "x at host.tld" reads as an address: the local part is not a
-    prose word or a number, no determiner comes before it ("the team at ..."),
-    the domain is not a URL (www., a path after it) or a file name."""
+    """True unless "x at host.tld" reads as an address rather than a sentence.
+
+    Archives write it where an address stands alone: the text of a link
+    (pipermail's header), in "<...>" or "(...)", after "From:" or a comma,
+    at the start of a line, before "wrote:". So the words around it must
+    not continue a sentence: before it, punctuation, a line start or a word
+    that introduces an address ("mail", "at", "is" ...); after it, the end
+    of the line, punctuation or markup. The local part must not be a prose
+    word, a number, a capitalised word or a verb form ("hosted", "looking"),
+    and the domain not a URL (www., a path) or a file name (setup.py).
+    """
     local, _, domain = match.groups()
     labels = domain.lower().split(".")
-    if not _LITERAL_DOT_ONLY.match(domain):
+    word = local.lower()
+    if not _LITERAL_DOT_ONLY.match(domain) or labels[0] in _PROSE_AFTER_AT or labels[-1] in _CODE_EXTENSION_TLDS:
         return True
-    if local.lower() in _PROSE_BEFORE_BARE_AT or local.isdigit() or labels[0] in _PROSE_AFTER_AT:
+    if word in _PROSE_BEFORE_BARE_AT or _NOT_A_NAME.fullmatch(word) or (
+        local.isalpha() and len(word) >= 6 and word.endswith(("ed", "ing"))
+    ):
         return True
-    if labels[-1] in _CODE_EXTENSION_TLDS:
+    if local[:1].isupper() and local[1:].islower():
+        return True  # a word starting a sentence, or a name in one: "Python at python.org"
+    if domain[0].isupper() and domain[1:2].islower():
+        return True  # a brand in running text: "Shop at Amazon.com"
+    before = _context_before(text, match.start())
+    return not (before == "introduced" or (before == "alone" and _stands_alone_after(text, match.end())))
+
+
+def _context_before(text: str, start: int) -> str:
+    """"introduced" after "mail", "From:", "<" or "("; "alone" after markup, a
+    line start or other punctuation; else "prose"."""
+    head = text[max(0, start - 40) : start]
+    stripped = head.rstrip(" \t")
+    if not stripped or stripped[-1] in "\n\r>":
+        return "alone"  # a line start or markup right before the local part
+    if stripped.endswith(_INTRODUCING_MARKS):
+        return "introduced"
+    if stripped[-1] in _ALONE_BEFORE:
+        return "alone"
+    previous = _WORD_BEFORE.search(head)
+    return "introduced" if previous is not None and previous.group(1).lower() in _ADDRESS_INTRO else "prose"
+
+
+def _stands_alone_after(text: str, end: int) -> bool:
+    tail = text[end : end + 12].lstrip(" \t")
+    if not tail or tail[0] in _ALONE_AFTER:
         return True
-    if text[match.end() : match.end() + 1] in ("/", ":") or text[match.start() - 3 : match.start()] == "://":
-        return True
-    previous = _WORD_BEFORE.search(text, max(0, match.start() - 40), match.start())
-    if previous is not None and previous.group(1).lower() in _PROSE_PREVIOUS:
-        return True
-    # Brand names in running text ("Shop at Amazon.com") are capitalised; mail
-    # domains rarely are, and a capitalised word after a lower-case one is a
-    # name in a sentence ("thanks to Python at python.org").
-    if domain[0].isupper() and domain[1:2].islower() and local[0].islower():
-        return True
-    return local[:1].isupper() and local[1:].islower() and previous is not None and previous.group(1).islower()
+    if tail[0] == "." and tail[1:2] in ("", " ", "\n", "\r", "\t", "<"):
+        return True  # the end of a sentence
+    return tail.lower().startswith(("wrote", "writes", "said", "schrieb", "a \u00e9crit"))
 
 
 def merged_windows(found: list[int], before: int, after: int, limit: int):
