@@ -86,7 +86,7 @@ _CODE_EXTENSION_TLDS = frozenset({"py", "js", "sh", "md", "rs", "pl", "pm", "rb"
 # Numbers and revision-like tokens ("2 at 3.50", "fixed at r12345 at svn.example.org").
 _NOT_A_NAME = re.compile(r"[a-z]?\d+")
 _WORD_BEFORE = re.compile(r"([A-Za-z\-]+)[ \t]+\Z")
-_ALONE_BEFORE = frozenset(";,[{\"'|*")
+_ALONE_BEFORE = frozenset(",[{\"'|*")
 _INTRODUCING_MARKS = (":", "<", "&lt;", "(")
 _ALONE_AFTER = frozenset("\n\r<&)]},;:\"'|*")
 # Words after which an address follows in running text: "mail john at acme.com", "or at jdoe at ...".
