@@ -333,11 +333,14 @@ def _spamspan(address: str, rng: random.Random) -> str:
 
 
 def _spip(address: str, rng: random.Random) -> str:
+    """SPIP's mail crypt: the link's title with "..åt..", an onclick joining
+    the halves (or replacing the mark), an "@" drawn by a styled span."""
     user, _, domain = address.partition("@")
+    call = rng.choice([f"lancerlien('{user}','{domain}')", f"mc_lancerlien('{user}','{domain}')",
+                       f"lancerlien('{user}..&aring;t..{domain}','..&aring;t..')"])
     return (
-        f'<a href="#{user}..&aring;t..{domain}" title="{user}..&aring;t..{domain}" '
-        f"onclick=\"location.href=lancerlien('{domain}','{user}'); return false;\" class=\"spip_mail\">"
-        f"{user}<span class='mcrypt'> chez </span>{domain}</a>"
+        f'<a href="#" title="{user}..&aring;t..{domain}" onclick="location.href={call}; return false;" '
+        f"class=\"spip_mail\">{user}<span class='spancrypt'>&nbsp;</span>{domain}</a>"
     )
 
 

@@ -36,6 +36,10 @@ SCRIPT_LITERALS = (
     "addy", "document.write", "innerhtml", "fromcharcode", "reverse()", "unescape(", "decodeuri",
     "atob(", "eval(", "rot13", "charcodeat", "location.href", "window.location", "mailto",
 )
+# ... and something of an address: a library that writes innerHTML has none of these.
+SCRIPT_ADDRESS_MARKS = (
+    "mail", "@", "&#", "%40", "fromcharcode", "reverse", "charcodeat", "unescape", "decodeuri", "atob", "\\x", "\\u",
+)
 HANDLER = "onclick"  # SPIP's lancerlien() sits in one too
 JAVASCRIPT_URL = re.compile(r"javascript:")  # href="javascript:DeCryptX('...')" ("j" is rare: `re` beats `str.find`)
 # "<!--" for comments and "<script" for scripts, in one scan.
@@ -90,7 +94,12 @@ def worded(lowered: str, ats: list[int]) -> tuple[list[int], list[tuple[int, int
         if opening != -1:
             brackets.append((opening, lowered.find(closing, at) + 1))
             found.append(opening)
-    found += [match.start() for match in HYPERKITTY_AT.finditer(lowered)]
+    # "john(a)example.org", not "function(a){" nor "option (a) ..."
+    found += [
+        match.start()
+        for match in HYPERKITTY_AT.finditer(lowered)
+        if lowered[match.start() - 1 : match.start()].isalnum() and lowered[match.end() : match.end() + 1].isalnum()
+    ]
     found.sort()
     return found, brackets, images
 

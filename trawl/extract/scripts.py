@@ -33,14 +33,13 @@ from trawl.extract.address import addresses_in, normalize_email
 from trawl.extract.kinds import SCRIPT
 
 _UNKNOWN = "\x00"  # stands for any value the evaluator cannot know
-_MAX_TOKENS = 20_000
+_MAX_TOKENS = 5_000
+# Address-hiding scripts are small; a bigger inline script is a library, not worth evaluating.
+_MAX_SCRIPT = 12_288
 _MAX_DEPTH = 3
 _TOKEN = re.compile(
-    r"""(?P<str>'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*"|`(?:[^`\\]|\\.)*`)"""
-    r"""|(?P<skip>//[^\n]*|/\*.*?\*/|\s+)"""
-    r"""|(?P<num>0[xX][0-9a-fA-F]+|\d+)"""
-    r"""|(?P<name>[A-Za-z_$][\w$]*)"""
-    r"""|(?P<op>\+=|===?|!==?|.)""",
+    r"""'[^'\\\n]*(?:\\.[^'\\\n]*)*'|"[^"\\\n]*(?:\\.[^"\\\n]*)*"|`[^`\\]*(?:\\.[^`\\]*)*`"""
+    r"""|//[^\n]*|/\*.*?\*/|[A-Za-z_$][\w$]*|0[xX][0-9a-fA-F]+|\d+|\+=|===?|!==?|\S""",
     re.S,
 )
 _JS_STRING_ESCAPE = re.compile(r"\\(u\{[0-9a-fA-F]+\}|u[0-9a-fA-F]{4}|x[0-9a-fA-F]{2}|.)", re.S)
@@ -54,7 +53,7 @@ _ENC_EMAIL = re.compile(r"""data-enc-email\s*=\s*["']([^"']{3,512})["']""", re.I
 _DATA_ATTRIBUTE = re.compile(r"""data-([\w-]+)\s*=\s*["']([^"'<>]{1,128})["']""", re.I)
 _STRING = re.compile(r"'(?:[^'\\\n]|\\.)*'|\"(?:[^\"\\\n]|\\.)*\"")
 _MAIL_CALL = re.compile(
-    r"""(\w*(?:mail|lancerlien|contact)\w*)\s*\(\s*((?:'[^'\n]{1,64}'|"[^"\n]{1,64}")"""
+    r"""(\w+)\s*\(\s*((?:'[^'\n]{1,64}'|"[^"\n]{1,64}")"""
     r"""(?:\s*,\s*(?:'[^'\n]{1,64}'|"[^"\n]{1,64}")){1,2})\s*\)""",
     re.I,
 )
@@ -75,7 +74,11 @@ def run(scan) -> None:
     if scripts:
         for start, end in _script_blocks(lowered, scripts):
             code_lowered = lowered[start:end]
-            if anchors.any_in(code_lowered, anchors.SCRIPT_LITERALS):
+            if (
+                end - start <= _MAX_SCRIPT
+                and anchors.any_in(code_lowered, anchors.SCRIPT_LITERALS)
+                and anchors.any_in(code_lowered, anchors.SCRIPT_ADDRESS_MARKS)
+            ):
                 _script(scan, scan.text[start:end], code_lowered, start, end)
     handlers = anchors.positions(lowered, (anchors.HANDLER,)) + [
         match.start() for match in anchors.JAVASCRIPT_URL.finditer(lowered)
@@ -116,12 +119,14 @@ def _script_blocks(lowered: str, openings: list[int]):
 def _script(scan, code: str, code_lowered: str, start: int, end: int) -> None:
     evaluator = _Evaluator(code, 0)
     outputs = evaluator.run()
-    decoded = _table_ciphers(evaluator.env, code)
-    if _ROT13_MARK.search(code_lowered) and ("charcodeat" in code_lowered or "rot" in code_lowered):
-        decoded += [codecs.decode(value, "rot13") for value in _literals(code)]
+    decoded = _table_ciphers(evaluator.env, code, code_lowered)
+    if "13" in code_lowered and _ROT13_MARK.search(code_lowered) and (
+        "charcodeat" in code_lowered or "rot" in code_lowered
+    ):
+        decoded += [codecs.decode(value, "rot13") for value in evaluator.literals]
     if decoded:
         scan.suppress(start, end)  # the literals are the encoded form
-    _report(scan, outputs + decoded + _mail_calls(code), code, start)
+    _report(scan, outputs + decoded + _mail_calls(code, code_lowered), code, start, evaluator.literals)
 
 
 def _handlers(scan, positions: list[int]) -> None:
@@ -140,15 +145,18 @@ def _handlers(scan, positions: list[int]) -> None:
         code = html.unescape(value) if "&" in value else value
         if code[:11].lower() == "javascript:":
             code = unquote(code[11:])
-        _report(scan, evaluate(code) + _mail_calls(code) + _shifted_calls(code), code, at)
+        lowered = code.lower()
+        _report(scan, evaluate(code) + _mail_calls(code, lowered) + _shifted_calls(code), code, at)
 
 
-def _table_ciphers(env: dict, code: str) -> list[str]:
+def _table_ciphers(env: dict, code: str, code_lowered: str) -> list[str]:
     """What two table decoders assemble from the script's own strings:
     `table.charAt(indices.charCodeAt(j) - 48)` (WordPress email encoders'
     "ASCII mixer"), and `key.indexOf(coded.charAt(i)) - shift` (the
     "coded"/"key" email obfuscator of many academic pages)."""
     found = []
+    if "charat(" not in code_lowered:
+        return found
     for match in _CHAR_TABLE.finditer(code):
         table, indices = env.get(match.group(1)), env.get(match.group(2))
         if isinstance(table, str) and isinstance(indices, str):
@@ -166,13 +174,22 @@ def _at(table: str, index: int) -> str:
     return table[index] if 0 <= index < len(table) else _UNKNOWN
 
 
-def _mail_calls(code: str) -> list[str]:
+def _mail_calls(code: str, code_lowered: str) -> list[str]:
     """Calls of a mail-building function with the address's halves as string
     arguments: SPIP's lancerlien('acme.com','info'), mail('info','acme','com') ...
     The natural order is tried first, then the reversed one (SPIP's)."""
     found = []
-    for match in _MAIL_CALL.finditer(code):
+    for at in anchors.positions(code_lowered, ("mail", "lancerlien", "contact")):
+        start = at
+        while start and (code[start - 1].isalnum() or code[start - 1] == "_"):
+            start -= 1
+        match = _MAIL_CALL.match(code, start)
+        if match is None:
+            continue
         p = [_js_string(literal) for literal in _STRING.findall(match.group(2))]
+        if len(p) == 2 and p[1] and p[1] in p[0]:  # SPIP: lancerlien('info..åt..acme.com', '..åt..')
+            found.append(p[0].replace(p[1], "@"))
+            continue
         orders = [f"{p[0]}@{p[1]}", f"{p[1]}@{p[0]}"] if len(p) == 2 else [f"{p[0]}@{p[1]}.{p[2]}", f"{p[1]}@{p[2]}.{p[0]}"]
         found += [value for value in orders if normalize_email(value) is not None][:1]  # the natural order first
     return found
@@ -241,15 +258,18 @@ def _base64(value: str | None) -> str | None:
         return None
 
 
-def _report(scan, outputs: list[str], raw: str, at: int) -> None:
-    # An address whole in one literal (plain, escaped or with entities) is the plain family's.
-    whole = " ".join(html.unescape(value) for value in _literals(raw)).lower()
+def _report(scan, outputs: list[str], raw: str, at: int, literals: list[str] | None = None) -> None:
+    whole = None
     seen = set()
     for value in outputs:
         if "@" not in value and "&" not in value and "%" not in value:
             continue
         for shown in _readings(value):
             for address in addresses_in(shown):
+                if whole is None:
+                    # An address whole in one literal (plain, escaped or with entities) is the plain family's.
+                    values = _literals(raw) if literals is None else literals
+                    whole = " ".join(html.unescape(value) for value in values).lower()
                 if address not in seen and address not in whole:
                     seen.add(address)
                     scan.add(address, SCRIPT)
@@ -263,7 +283,7 @@ def _readings(value: str) -> list[str]:
 
 
 def _literals(code: str) -> list[str]:
-    return [_js_string(match.group("str")) for match in _TOKEN.finditer(code) if match.lastgroup == "str"]
+    return [_js_string(token) for token in _TOKEN.findall(code) if token[0] in "'\"`"]
 
 
 def _js_string(literal: str) -> str:
@@ -291,11 +311,18 @@ class _Evaluator:
 
     def __init__(self, code: str, depth: int):
         self.tokens: list[tuple[str, str]] = []
-        for match in _TOKEN.finditer(code):
-            if match.lastgroup != "skip":
-                self.tokens.append((match.lastgroup, match.group()))
-                if len(self.tokens) >= _MAX_TOKENS:
-                    break
+        self.literals: list[str] = []  # every string literal, decoded
+        for token in _TOKEN.findall(code, 0, len(code))[:_MAX_TOKENS]:
+            first = token[0]
+            if first in "'\"`":
+                self.tokens.append(("str", token))
+                self.literals.append(_js_string(token))
+            elif first.isdigit():
+                self.tokens.append(("num", token))
+            elif first.isalpha() or first in "_$":
+                self.tokens.append(("name", token))
+            elif not token.startswith(("//", "/*")):
+                self.tokens.append(("op", token))
         self.tokens.append(("end", ""))
         self.depth = depth
         self.env: dict[str, object] = {}
