@@ -414,6 +414,11 @@ HTML_PIECES = st.sampled_from([
     " at ", " dot ", "info", "acme", "com", "co.uk", "\\u0040", "\\x40", "data-cfemail=\"",
     "5a33343c351a3b39373f74393537", "<script type=\"application/ld+json\">", "</script>",
     "<meta content=\"", "itemprop=\"email\"", "\u00e9", "\x00", " ", "/", "?", "#", "<", ">",
+    "_at_", "(a)", " AT ", "-at-", "<!--", "-->", "<span>", "</span>", "<b>", "<wbr>", "<script>",
+    "document.write(", "'+'", "'", "String.fromCharCode(105,64,", ")", ".split('').reverse().join('')",
+    "linkTo_UnCryptMailto('", "DeCryptX('", "data-user=\"", "data-domain=\"", "<joomla-hidden-mail first=\"",
+    "{", "}", ",", "\uff20", "\u200b", "&shy;", "style=\"unicode-bidi:bidi-override;direction:rtl\"",
+    "<img src=\"at.gif\">", "onclick=\"", "javascript:", "rot13", "NOSPAM", "\n", "Message-ID: ",
 ])
 
 

@@ -127,17 +127,17 @@ class EmailScan:
         """HTML comments outside scripts: MHonArc's X-Message-Id, hypermail's
         id=, commented-out markup. (Old scripts wrap their code in "<!--".)"""
         text, lowered = self.text, self.lowered
-        at = text.find("<!--")
-        while at != -1:
-            script_open = lowered.rfind("<script", 0, at)
-            if script_open != -1 and lowered.rfind("</script", script_open, at) == -1:
-                close = lowered.find("</script", at)
-                at = text.find("<!--", close) if close != -1 else -1
+        covered = 0  # the end of the last comment or script seen
+        for at in self.markup_starts:
+            if at < covered:
                 continue
-            end = text.find("-->", at + 4)
-            end = len(text) if end == -1 else end + 3
-            self.suppress(at, end)
-            at = text.find("<!--", end)
+            if text.startswith("<!--", at):
+                end = text.find("-->", at + 4)
+                covered = len(text) if end == -1 else end + 3
+                self.suppress(at, covered)
+            else:
+                end = lowered.find("</script", at)
+                covered = len(text) if end == -1 else end
 
     # -- where an anchor sits
 

@@ -37,6 +37,7 @@ _MAX_TOKENS = 5_000
 # Address-hiding scripts are small; a bigger inline script is a library, not worth evaluating.
 _MAX_SCRIPT = 12_288
 _MAX_DEPTH = 3
+_MAX_NESTING = 60
 _TOKEN = re.compile(
     r"""'[^'\\\n]*(?:\\.[^'\\\n]*)*'|"[^"\\\n]*(?:\\.[^"\\\n]*)*"|`[^`\\]*(?:\\.[^`\\]*)*`"""
     r"""|//[^\n]*|/\*.*?\*/|[A-Za-z_$][\w$]*|0[xX][0-9a-fA-F]+|\d+|\+=|===?|!==?|\S""",
@@ -325,6 +326,7 @@ class _Evaluator:
                 self.tokens.append(("op", token))
         self.tokens.append(("end", ""))
         self.depth = depth
+        self.nesting = 0  # of terms inside terms: "((((" must not exhaust the stack
         self.env: dict[str, object] = {}
         self.outputs: list[str] = []
 
@@ -374,11 +376,18 @@ class _Evaluator:
         return value, i
 
     def _term(self, i: int) -> tuple[object, int]:
+        self.nesting += 1
+        try:
+            return self._term_at(i) if self.nesting < _MAX_NESTING else (None, i + 1)
+        finally:
+            self.nesting -= 1
+
+    def _term_at(self, i: int) -> tuple[object, int]:
         kind, token = self.tokens[i]
         if kind == "str":
             return self._postfix(_js_string(token), i + 1)
         if kind == "num":
-            return self._postfix(str(int(token, 0)), i + 1)
+            return self._postfix(str(int(token, 16) if token[1:2] in "xX" else int(token)), i + 1)
         if token == "(":
             value, i = self._expression(i + 1)
             if self.tokens[i][1] == ")":
