@@ -45,3 +45,24 @@ def test_traps_beside_a_form_change_nothing(name):
     body, truth = fragment(name, address(rng), rng)
     traps = " ".join(rng.sample(sorted(TRAPS.values()), 6))
     assert set(extract_emails(page(traps + body + traps, rng))) == truth
+
+
+def test_the_new_kinds_reach_the_sources_field_unchanged(db):
+    """extract() -> frontier.commit_batch -> emails.sources, merged per address."""
+    from trawl.jobs import JobOptions
+    from trawl.store import frontier, job_rows
+    from trawl.store.frontier import PageOutcome
+
+    urls = ["http://a.example.com/1", "http://a.example.com/2"]
+    job_id = job_rows.insert_job(db, JobOptions(urls=urls))["id"]
+    frontier.expand_seeds(db, job_id)
+    first, second = frontier.claim_pages(db, job_id, "w1", 2, lease_s=30)
+    rng = random.Random("sources")
+    bodies = [fragment("pipermail_quote", "jane.roe@acme.io", rng)[0] + fragment("joomla", "info@acme.io", rng)[0],
+              fragment("span_split", "jane.roe@acme.io", rng)[0] + fragment("css_inline", "info@acme.io", rng)[0]]
+    outcomes = [PageOutcome(page, "done", 200, len(body), None, [], extract_emails(body))
+                for page, body in zip((first, second), bodies)]
+    frontier.commit_batch(db, job_id, outcomes, 100)
+    with db.read() as s:
+        rows = {r["email"]: r["sources"] for r in s.all("SELECT email, sources FROM emails WHERE job_id = ?", (job_id,))}
+    assert rows == {"jane.roe@acme.io": "archive,markup", "info@acme.io": "css,script"}
