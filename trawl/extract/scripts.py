@@ -210,7 +210,9 @@ def _shifted_calls(code: str) -> list[str]:
         else:
             shifts = [n for n in range(-26, 27) if n]
         for shift in shifts:
-            decoded = "".join(chr(ord(c) - shift) if 0 <= ord(c) - shift < 0x110000 else _UNKNOWN for c in encoded)
+            if len(shifts) > 1 and "@" not in _shift(encoded[:80], shift) and _shift(encoded[:7], shift).lower() != "mailto:":
+                continue  # neither a mailto: link nor an address at this shift
+            decoded = _shift(encoded, shift)
             if decoded[:7].lower() == "mailto:":
                 found.append(decoded[7:].partition("?")[0])
                 break
@@ -234,6 +236,10 @@ def _data_mail_attribute(scan, at: int) -> None:
                 scan.suppress(match.start(1), match.end(1))
                 scan.add(address, SCRIPT)
                 return
+
+
+def _shift(text: str, shift: int) -> str:
+    return "".join(chr(ord(c) - shift) if 0 <= ord(c) - shift < 0x110000 else _UNKNOWN for c in text)
 
 
 def _joomla_hidden_mail(scan, at: int) -> None:
@@ -490,15 +496,15 @@ def typo3_decrypt(encoded: str, offset: int) -> str:
 
 def _typo3(scan, at: int) -> None:
     """linkTo_UnCryptMailto('...') or data-mailto-token="...": TYPO3's shift of the mailto: link."""
-    window = scan.text[at : at + 1100]
+    window = scan.text[at : at + 600]
     window = unquote(html.unescape(window)) if "%" in window or "&" in window else window
     for pattern in (_TYPO3_CALL, _TYPO3_TOKEN):
         match = pattern.match(window)
         if match is not None:
             encoded = match.group(1)
-            for offset in range(-26, 27):  # whichever shift gives a mailto: link
-                decoded = typo3_decrypt(encoded, offset)
-                if decoded.lower().startswith("mailto:"):
+            for offset in range(-26, 27):  # whichever shift gives a mailto: link (tried on the head first)
+                if typo3_decrypt(encoded[:7], offset).lower() == "mailto:":
+                    decoded = typo3_decrypt(encoded, offset)
                     for address in addresses_in(unquote(decoded[7:].partition("?")[0])):
                         scan.add(address, SCRIPT)
                     break
