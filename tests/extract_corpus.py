@@ -413,6 +413,18 @@ def _archive_in_prose(address: str, rng: random.Random) -> str:
     ])
 
 
+def _impressum(address: str, rng: random.Random) -> str:
+    user, _, domain = address.partition("@")
+    name, _, tld = domain.rpartition(".")
+    return rng.choice([f"<p>E-Mail: {user}(at){name}(punkt){tld}</p>", f"<p>Courriel : {user} [at] {name} [point] {tld}</p>",
+                       f"<p>E-Mail: {user} (at) {name} . {tld}</p>"])
+
+
+def _at_span(address: str, rng: random.Random) -> str:
+    user, _, domain = address.partition("@")
+    return f'<span class="email">{user}<span class="at"></span>{domain}</span>'
+
+
 def _archive_dot(address: str, rng: random.Random) -> str:
     user, _, domain = address.partition("@")
     return f"<p>Maintainer: {user} at {domain.replace('.', ' dot ')}</p>"
@@ -515,6 +527,8 @@ FORMS: dict[str, tuple[str, Generator]] = {
     "pipermail_header": ("archive", _pipermail_header),
     "pipermail_quote": ("archive", _pipermail_quote),
     "archive_in_prose": ("archive", _archive_in_prose),
+    "impressum": ("obfuscated", _impressum),
+    "at_span": ("markup", _at_span),
     "archive_dot": ("obfuscated", _archive_dot),
     "archive_paren": ("obfuscated", _archive_paren),
     "archive_upper": ("obfuscated", _archive_upper),
@@ -657,6 +671,9 @@ TRAPS: dict[str, str] = {
     "prose_verbs": "<p>Report bugs at bugzilla.redhat.com; headquartered at apple.com. Free at amazon.com.</p>",
     "prose_revisions": "<p>This was fixed at r12345 at svn.python.org and 2 at 3.50 each.</p>",
     "prose_quoted_urls": "<pre>&gt; I had a look at python.org and the docs at docs.python.org are fine.</pre>",
+    "enumerations": "<ol><li>option (a) acme.com</li><li>(a) first (b) second</li></ol>",
+    "js_function_a": "<script>var f = function(a){return a.b.c;}; [1].map(function(a){return a.x});</script>",
+    "spaced_dot_prose": "<p>Look at this . com thing; stop at the dot . Then go.</p>",
     "empty_mailto": "<a href='mailto:'>mail</a> <a href='mailto:?subject=hi'>x</a>",
     "reversed_raw": "<p>moc.emca@ofni</p>",
     "data_name_without_mail": '<div class="person" data-name="Jane" data-domain="acme.com">Jane</div>',

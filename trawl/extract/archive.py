@@ -25,10 +25,13 @@ from trawl.extract.kinds import ARCHIVE, OBFUSCATED
 _BRACKETED_AT = (
     r"\s*(?:\[\s*(?:at|@)\s*\]|\(\s*(?:at|@)\s*\)|\{\s*(?:at|@)\s*\}|&lt;\s*at\s*&gt;|<\s*at\s*>|-at-)\s*"
 )
+# "dot" in the languages whose sites write it out: "(punkt)", "[point]", "(punto)".
+_DOT_WORDS = r"(?:dot|punkt|point|punto|\.)"
 _BRACKETED_DOT = (
-    r"\s*(?:\[\s*(?:dot|\.)\s*\]|\(\s*(?:dot|\.)\s*\)|\{\s*(?:dot|\.)\s*\}|&lt;\s*dot\s*&gt;|<\s*dot\s*>|-dot-)\s*"
+    rf"\s*(?:\[\s*{_DOT_WORDS}\s*\]|\(\s*{_DOT_WORDS}\s*\)|\{{\s*{_DOT_WORDS}\s*\}}|&lt;\s*dot\s*&gt;|<\s*dot\s*>|-dot-)\s*"
 )
-_DOT = rf"(?:{_BRACKETED_DOT}|\s+dot\s+|_dot_|\.)"
+# (a lone spaced " . " only after a bracketed "at": "info (at) acme . de")
+_DOT = rf"(?:{_BRACKETED_DOT}|\s+dot\s+|_dot_| \. |\.)"
 OBFUSCATED_ADDRESS = re.compile(
     rf"(?<![\w.+\-'$%])([a-z0-9][a-z0-9._+\-]{{0,63}}?(?:{_BRACKETED_DOT}[a-z0-9][a-z0-9._+\-]{{0,63}}?){{0,3}})"
     rf"({_BRACKETED_AT}|\s+at\s+|_at_|\(a\))"
@@ -118,6 +121,8 @@ def read_match(match: re.Match, text: str) -> tuple[str, str | None]:
     bare = word_at == "at"
     if bare and not obfuscated_dot and _bare_at_is_prose(match, text):
         return ARCHIVE, None
+    if bare and " . " in domain:
+        return OBFUSCATED, None  # "look at this . com"
     if bare and obfuscated_dot:
         first_label = domain.split()[0].split(".")[0].lower()
         previous = _WORD_BEFORE.search(text, max(0, match.start() - 40), match.start())

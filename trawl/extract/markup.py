@@ -52,7 +52,12 @@ _IMAGE_ALT = re.compile(r"""\balt\s*=\s*["']([^"']{0,12})["']""", re.I)
 # An image of "@" by its file name: /img/at.gif, at-sign.png, email_at.svg.
 _AT_IMAGE_SOURCE = re.compile(r"""\bsrc\s*=\s*["']?[^"'\s>]*?(?:^|[/_\-"'])at(?:[_\-]?sign)?\.(?:gif|png|jpe?g|svg|webp)""", re.I)
 # Icon fonts' "@" (Font Awesome's fa-at), an empty element the stylesheet fills.
-_AT_ICON = re.compile(r"<(i|span)\b[^>]*\bclass\s*=\s*[\"'][^\"']*\bfa-at\b[^>]*>\s*</\1\s*>", re.I)
+# Also SPIP's span.spancrypt and the empty class="at" span a stylesheet fills with "@".
+_AT_ICON = re.compile(
+    r"<(i|span)\b[^>]*\bclass\s*=\s*[\"']?(?:[^\"'>]*\s)?(?:fa-at|at|at-sign|atsign|arobase|spancrypt)[\"'\s][^>]*>"
+    r"(?:\s|&nbsp;)*</\1\s*>",
+    re.I,
+)
 _EMPTY_ELEMENT = re.compile(r"<([a-z]+)\b[^>]*>[ \t]*</\1\s*>", re.I)
 _TAG = re.compile(r"<(/?)([a-z][a-z0-9]*)\b[^>]*>", re.I)
 _INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u200b\u200c\u200d\u2060\ufeff"))
