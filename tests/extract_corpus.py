@@ -674,6 +674,8 @@ TRAPS: dict[str, str] = {
     "enumerations": "<ol><li>option (a) acme.com</li><li>(a) first (b) second</li></ol>",
     "js_function_a": "<script>var f = function(a){return a.b.c;}; [1].map(function(a){return a.x});</script>",
     "spaced_dot_prose": "<p>Look at this . com thing; stop at the dot . Then go.</p>",
+    "commented_script": "<!-- <script>document.write('old' + '@' + 'acme-corp.com');</script> -->"
+                        "<!-- <a href=\"#\" onclick=\"location.href='mai'+'lto:'+'x'+'@'+'acme-corp.com'\">x</a> -->",
     "empty_mailto": "<a href='mailto:'>mail</a> <a href='mailto:?subject=hi'>x</a>",
     "reversed_raw": "<p>moc.emca@ofni</p>",
     "data_name_without_mail": '<div class="person" data-name="Jane" data-domain="acme.com">Jane</div>',

@@ -76,7 +76,8 @@ def run(scan) -> None:
         for start, end in _script_blocks(lowered, scripts):
             code_lowered = lowered[start:end]
             if (
-                end - start <= _MAX_SCRIPT
+                not scan.hidden(start)  # a commented-out script never runs
+                and end - start <= _MAX_SCRIPT
                 and anchors.any_in(code_lowered, anchors.SCRIPT_LITERALS)
                 and anchors.any_in(code_lowered, anchors.SCRIPT_ADDRESS_MARKS)
             ):
@@ -146,6 +147,8 @@ def _handlers(scan, positions: list[int]) -> None:
         code = html.unescape(value) if "&" in value else value
         if code[:11].lower() == "javascript:":
             code = unquote(code[11:])
+        if scan.hidden(at):
+            continue
         lowered = code.lower()
         _report(scan, evaluate(code) + _mail_calls(code, lowered) + _shifted_calls(code), code, at)
 
