@@ -420,6 +420,16 @@ def _impressum(address: str, rng: random.Random) -> str:
                        f"<p>E-Mail: {user} (at) {name} . {tld}</p>"])
 
 
+def _no_break_spaces(address: str, rng: random.Random) -> str:
+    user, _, domain = address.partition("@")
+    return f"<td>{user}&nbsp;at&nbsp;{domain}</td>"
+
+
+def _no_break_brackets(address: str, rng: random.Random) -> str:
+    user, _, domain = address.partition("@")
+    return f"<p>{user}&nbsp;[at]&nbsp;{domain.replace('.', '&nbsp;[dot]&nbsp;')}</p>"
+
+
 def _at_span(address: str, rng: random.Random) -> str:
     user, _, domain = address.partition("@")
     return f'<span class="email">{user}<span class="at"></span>{domain}</span>'
@@ -529,6 +539,8 @@ FORMS: dict[str, tuple[str, Generator]] = {
     "archive_in_prose": ("archive", _archive_in_prose),
     "impressum": ("obfuscated", _impressum),
     "at_span": ("markup", _at_span),
+    "no_break_spaces": ("archive", _no_break_spaces),
+    "no_break_brackets": ("obfuscated", _no_break_brackets),
     "archive_dot": ("obfuscated", _archive_dot),
     "archive_paren": ("obfuscated", _archive_paren),
     "archive_upper": ("obfuscated", _archive_upper),
@@ -676,6 +688,7 @@ TRAPS: dict[str, str] = {
     "spaced_dot_prose": "<p>Look at this . com thing; stop at the dot . Then go.</p>",
     "commented_script": "<!-- <script>document.write('old' + '@' + 'acme-corp.com');</script> -->"
                         "<!-- <a href=\"#\" onclick=\"location.href='mai'+'lto:'+'x'+'@'+'acme-corp.com'\">x</a> -->",
+    "prose_no_break_spaces": "<p>Look&nbsp;at&nbsp;acme.com and meet&nbsp;at&nbsp;the&nbsp;office.</p>",
     "empty_mailto": "<a href='mailto:'>mail</a> <a href='mailto:?subject=hi'>x</a>",
     "reversed_raw": "<p>moc.emca@ofni</p>",
     "data_name_without_mail": '<div class="person" data-name="Jane" data-domain="acme.com">Jane</div>',

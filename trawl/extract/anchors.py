@@ -18,7 +18,7 @@ import re
 # space, bracket or alternation several times slower than for a literal.
 _AT_WORD = re.compile(
     r"at(?=[\s_\-.\])}&\"'])(?: (?=[a-z0-9\-]{1,63}\.[a-z0-9])|(?:[_\-]sign)?\.(?:gif|png|jpe?g|svg|webp)"
-    r"|[_\-](?= ?[a-z0-9])|\s{0,3}(?:[\])}]|&gt;)|(?=[\"']))"
+    r"|[_\-](?= ?[a-z0-9])|\s{0,3}(?:[\])}]|&gt;)|(?=[\"'])|&nbsp;)"
 )
 _AT_IMAGE_BEFORE = ("/", "_", "-", '"', "'", "fa-", "alt=")
 _DOT_WORD = re.compile(r"dot(?: |\s{0,3}(?:[\])}]|&gt;))")
@@ -73,6 +73,10 @@ def worded(lowered: str, ats: list[int]) -> tuple[list[int], list[tuple[int, int
     for pattern in (_AT_WORD, _DOT_WORD):
         for match in pattern.finditer(lowered):
             start, closing = match.start(), lowered[match.end() - 1]
+            if match.group().endswith("&nbsp;"):
+                if lowered.endswith("&nbsp;", 0, start):
+                    found.append(start - 6)  # "john&nbsp;at&nbsp;example.com"
+                continue
             if match.end() == start + 2 or "." in match.group():  # at" at' at.gif ... : an image or icon?
                 before = lowered[max(0, start - 5) : start]
                 if before.endswith(_AT_IMAGE_BEFORE) and (match.end() > start + 2 or before[-1:] in "\"'-"):
@@ -86,6 +90,7 @@ def worded(lowered: str, ats: list[int]) -> tuple[list[int], list[tuple[int, int
                 continue
             if lowered[start - 1 : start] == closing:  # " at ", " dot ", "_at_", "-at-"
                 found.append(start - 1)
+
     for at in ats:
         if lowered.endswith(("alt=\"", "alt='"), 0, at):
             images.append(at)

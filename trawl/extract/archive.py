@@ -111,6 +111,19 @@ def run(scan) -> None:
             kind, address = read_match(match, text)
             if address is not None and not scan.message_id_context(match.start(), match.end(), address.split("@")[0]):
                 scan.add(address, kind, match.start())
+        if "&nbsp;" in lowered[start:end] or "&#160;" in lowered[start:end]:
+            _with_spaces(scan, start, end)
+
+
+def _with_spaces(scan, start: int, end: int) -> None:
+    """The window again with its no-break spaces as spaces: "john&nbsp;[at]&nbsp;acme.com"."""
+    if scan.hidden(start):
+        return
+    window = scan.text[start:end].replace("&nbsp;", " ").replace("&#160;", " ")
+    for match in OBFUSCATED_ADDRESS.finditer(window):
+        kind, address = read_match(match, window)
+        if address is not None and address not in scan.found:
+            scan.add(address, kind, start)
 
 
 def read_match(match: re.Match, text: str) -> tuple[str, str | None]:
