@@ -29,7 +29,8 @@ from urllib.parse import urljoin
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.extract_corpus import FORMS, TRAPS, form_sample, page  # noqa: E402
+from tests.extract_corpus import FORMS, form_sample, page  # noqa: E402
+from tests.extract_traps import TRAPS  # noqa: E402
 from trawl.extract import extract, extract_emails, extract_links  # noqa: E402
 
 WORDS = (

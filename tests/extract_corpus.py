@@ -5,10 +5,10 @@ takes an address and a `random.Random` and returns the HTML a site or a tool
 publishes it as; each obfuscation algorithm is implemented here from its
 documented behaviour (Joomla's email cloaking, TYPO3's character shift,
 ROT13, Cloudflare's XOR, WordPress encoders' entity and %XX mixes ...), so
-the corpus does not depend on anyone's plugin code. TRAPS are fragments that
-look like addresses to a careless reader and publish none. `page()` embeds a
-fragment in a typical page, so tests and bench/extract.py see each form in
-the company of ordinary markup.
+the corpus does not depend on anyone's plugin code. The traps (fragments
+that look like addresses to a careless reader and publish none) are in
+tests/extract_traps.py. `page()` embeds a fragment in a typical page, so
+tests and bench/extract.py see each form in the company of ordinary markup.
 """
 
 from __future__ import annotations
@@ -600,99 +600,6 @@ FORMS: dict[str, tuple[str, Generator]] = {
 
 # Forms whose page shows a second address besides the generated one.
 EXTRA_ADDRESSES = {"pipermail_header": {"acme-dev@lists.acme-project.org"}}
-
-
-# ---------------------------------------------------------------- the traps
-
-TRAPS: dict[str, str] = {
-    # Message-IDs, wherever archives put them
-    "message_id_comment": "<!--X-Message-Id: 20060117170218.GC335@divmod.com -->",
-    "message_id_in_reply_to": '<a href="mailto:?In-Reply-To=%3C20060117170218.GC335%40divmod.com%3E">reply</a>',
-    "message_id_references": '<a href="mailto:?References=%3C4A3B2C1D.5060708%40acme.net%3E">reply</a>',
-    "message_id_visible": "<li><em>Message-id</em>: &lt;20060117170218.GC335@divmod.com&gt;</li>",
-    "message_id_entity": "<li><em>Message-ID</em>: &lt;20060117170218.GC335&#64;divmod.com&gt;</li>",
-    "message_id_thunderbird": "<pre>In-Reply-To: &lt;4A3B2C1D.5060708@acme.net&gt;</pre>",
-    "message_id_bracketed_hex": "<p>&lt;a1b2c3d4e5f60718@mail.acme.net&gt;</p>",
-    "message_id_gmail": "<p>&lt;CAKx7fQ9+Zq=abc123DEF456ghi789@mail.gmail.com&gt;</p>",
-    "message_id_exim": "<pre>References: &lt;E1LmXyz-0001Ab-Cd@smtp.acme.net&gt;</pre>",
-    "message_id_gnus": "<pre>Message-ID: &lt;87r5abcdef.fsf@acme.net&gt;</pre>",
-    "message_id_hypermail": "<span id=\"message-id\"><dfn>Message-ID</dfn>: &lt;20060117170218.GC335_at_divmod.com&gt;</span>",
-    "message_id_pipermail_at": "<p>Message-ID: &lt;20060117170218.GC335 at divmod.com&gt;</p>",
-    # asset, package and key names
-    "retina_image": "<img src='/img/logo@2x.png' srcset='/img/hero@3x.jpg 3x'>",
-    "package_version": "<code>npm install lodash@4.17.21 react@18.2.0</code>",
-    "package_url": '<script src="https://cdn.jsdelivr.net/npm/bootstrap@5.3.0/dist/js/bootstrap.min.js"></script>',
-    "hash_local_part": "<p>0123456789abcdef0123456789abcdef@sentry.acme.io</p>",
-    "sentry_dsn": '<script>Sentry.init({dsn:"https://4f1c2a9be0d34c5f@o450001.ingest.sentry.io/55"})</script>',
-    "git_scp": "<pre>git clone git@github.com:acme/widget.git</pre>",
-    "url_userinfo": '<a href="https://john:secret@ftp.acme.com/private">files</a>',
-    "url_with_address": '<a href="https://www.acme.com/unsubscribe?email=jane@acme-mail.com&amp;list=7">x</a>',
-    "css_at_rules": "<style>@media (max-width: 600px){.a{b:c}} @import url(x.css); @font-face{}</style>",
-    "twitter_handle": "<p>Follow @acme on Twitter and @acme_dev on GitHub</p>",
-    "python_decorator": "<pre>@property\ndef name(self): ...\n@app.route('/x')</pre>",
-    "price_at": "<p>2 @ 10.00 each, 3 @ 9.50</p>",
-    "localhost": "<pre>ssh admin@localhost; root@localhost.localdomain</pre>",
-    # placeholders
-    "placeholder_example": '<input placeholder="you@example.com"> <p>e.g. name@domain.com</p>',
-    "placeholder_user": "<p>Log in as user@acme.com or yourname@acme.com</p>",
-    "google_groups": "<p>On Jan 17, j...@acme.org wrote: and ab...@gmail.com said</p>",
-    # prose with " at " and " dot "
-    "prose_look_at": "<p>Look at acme.com for the details.</p>",
-    "prose_hosted_at": "<p>The code is hosted at github.com and mirrored at gitlab.com.</p>",
-    "prose_online_at": "<p>The manual is online at docs.acme.org. It is available at pypi.org.</p>",
-    "prose_www": "<p>Read more at www.acme.com/blog or at http://acme.org.</p>",
-    "prose_team_at": "<p>The team at acme.com is great. Engineers at google.com agree.</p>",
-    "prose_brand": "<p>Shop at Amazon.com or eBay.com for the best prices.</p>",
-    "prose_dot": "<p>We met at the office. Look at the dot com era, dot the i's.</p>",
-    "prose_find_us": "<p>Find us at acme dot com or visit us at acme.com</p>",
-    "prose_more_info": "<p>More info at acme.com. Get support at help.acme.com today.</p>",
-    "file_names": "<pre>created_at_utc.py updated_at_field.js</pre>",
-    "time_at": "<p>Meet at 10.30 or at 11.45 in room 3.</p>",
-    # what no reader sees, or only the encoded form
-    "comment_address": "<!-- old contact: webmaster@acme-corp.com -->",
-    "hidden_honeypot": '<span style="display:none">spam-trap@acme-corp.com</span>',
-    "npm_scoped": "<code>npm i @babel/core@7.22.5 @types/node@20.1.0</code>",
-    "docker_digest": "<pre>FROM nginx@sha256:4f1c2a9be0d34c5f8a7b6c5d4e3f2a1b4f1c2a9be0d34c5f8a7b6c5d4e3f2a1b</pre>",
-    "uuid_local_part": "<p>123e4567-e89b-12d3-a456-426614174000@acme.com</p>",
-    "file_extension_tld": "<a href='/dl/backup@2024.zip'>backup@site.zip</a>",
-    "ssh_url": "<pre>git clone ssh://git@git.acme.org:2222/widget.git</pre>",
-    "spaced_prose": "<p>Tickets @ 10 . 50 each; see you @ the show. Follow us @ acme . com</p>",
-    "bare_at_number": "<p>Buy 2 at acme.com, 3 at shop.acme.com.</p>",
-    "jsonld_placeholder": '<script type="application/ld+json">{"email":"you@example.com"}</script>',
-    "javascript_noise": "<a href=\"javascript:void(0)\" onclick=\"openWindow('page.html', 'popup')\">x</a>"
-                        "<a href='#' onclick=\"sendMail('contact-form'); return false\">Write</a>",
-    "mail_call_not_address": "<a href=\"javascript:mailme('newsletter','subscribe')\">Subscribe</a>",
-    "script_literals": "<script>var s = 'v2.1@' + 'build'; var sel = 'a@b'; document.write(s);</script>",
-    "base64_noise": '<joomla-hidden-mail first="%%%" last="" text="">x</joomla-hidden-mail>',
-    "template_braces": "<p>{first}.{last}@acme-corp.com, {{ name }}@acme-corp.com, ${user}@acme-corp.com</p>",
-    "rtl_text": '<p dir="rtl" class="text-rtl">\u0645\u0631\u062d\u0628\u0627 @ 10</p>',
-    "at_image_alone": '<p>Contact <img src="/img/at.gif" alt=""> the office at 10.30.</p>',
-    "css_content_at": '<style>a[href^="mailto:"]::after { content: "@"; } @keyframes spin { to { x: 1 } }</style>',
-    "chat_handle": "<p>Ping @jane.roe on Slack or @acme-support on Mastodon</p>",
-    "srcset_density": "<img srcset='/img/hero@1.5x.webp 1.5x, /img/hero@2x.avif 2x'>",
-    "price_dollar": "<p>Apples @ $2.50, pears @ 1.99 EUR</p>",
-    "archive_time_at": "<pre>Posted at 10:30 at lab.kernel-tools.org by the build bot</pre>",
-    "js_decorator": "<pre>@Component({selector: 'app-root'})\nexport class App {}</pre>",
-    "json_context": '<script type="application/ld+json">{"@context":"https://schema.org","@type":"Person"}</script>',
-    "double_at": "<p>info@@acme-corp.com and @acme-corp.com</p>",
-    "ip_host": "<pre>ssh deploy@192.168.1.10 -p 22</pre>",
-    "comment_obfuscated": "<!-- info [at] acme-corp [dot] com -->",
-    "prose_stayed_at": "<p>We stayed at hotels.com and were shopping at amazon.de.</p>",
-    "prose_sentence_start": "<p>Python at python.org is great.\nBinaries at sourceforge.net; tickets at eventbrite.com</p>",
-    "prose_names": "<p>Written by Richard Stallman at gnu.org. Thanks to everyone at zope.com.</p>",
-    "prose_verbs": "<p>Report bugs at bugzilla.redhat.com; headquartered at apple.com. Free at amazon.com.</p>",
-    "prose_revisions": "<p>This was fixed at r12345 at svn.python.org and 2 at 3.50 each.</p>",
-    "prose_quoted_urls": "<pre>&gt; I had a look at python.org and the docs at docs.python.org are fine.</pre>",
-    "enumerations": "<ol><li>option (a) acme.com</li><li>(a) first (b) second</li></ol>",
-    "js_function_a": "<script>var f = function(a){return a.b.c;}; [1].map(function(a){return a.x});</script>",
-    "spaced_dot_prose": "<p>Look at this . com thing; stop at the dot . Then go.</p>",
-    "commented_script": "<!-- <script>document.write('old' + '@' + 'acme-corp.com');</script> -->"
-                        "<!-- <a href=\"#\" onclick=\"location.href='mai'+'lto:'+'x'+'@'+'acme-corp.com'\">x</a> -->",
-    "prose_no_break_spaces": "<p>Look&nbsp;at&nbsp;acme.com and meet&nbsp;at&nbsp;the&nbsp;office.</p>",
-    "empty_mailto": "<a href='mailto:'>mail</a> <a href='mailto:?subject=hi'>x</a>",
-    "reversed_raw": "<p>moc.emca@ofni</p>",
-    "data_name_without_mail": '<div class="person" data-name="Jane" data-domain="acme.com">Jane</div>',
-}
 
 
 # ---------------------------------------------------------------- pages

@@ -5,7 +5,8 @@ import random
 
 import pytest
 
-from tests.extract_corpus import FORMS, TRAPS, address, form_sample, fragment, page
+from tests.extract_corpus import FORMS, address, form_sample, fragment, page
+from tests.extract_traps import TRAPS
 from trawl.extract import SOURCE_KINDS, extract_emails
 
 

@@ -27,7 +27,6 @@ HYPERKITTY_AT = re.compile(r"\(a\)")  # (`re` finds a literal that starts with a
 
 # markup.py: what the browser shows differently from the source.
 FULL_WIDTH_AT = "\uff20"  # "＠" (only in non-ASCII pages)
-INVISIBLE = ("\u00ad", "\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "&shy;", "&#173;", "&#8203;", "&#xad;")
 BIDI_OVERRIDE = "bidi-override"  # with direction: rtl, CSS-reversed text
 
 # scripts.py: what scripts assemble; looked up in the lower-cased page.
