@@ -4,8 +4,14 @@ the plain family (text, mailto, entities, JS escapes, Cloudflare, itemprop).
 The other families live beside this module (archive.py, markup.py,
 scripts.py) and work through the same `EmailScan`: they read `text` and
 `lowered`, and report through `add()`, which drops what a reader cannot see
-(HTML comments) and what is only the encoded form of an address (spans a
-decoding pass marked with `suppress()`).
+(HTML comments, hidden elements) and what is only the encoded form of an
+address (spans a decoding pass marked with `suppress()`).
+
+Order matters: comments are hidden first, the script decoders run next (they
+suppress the encoded strings the text passes would otherwise read), then the
+plain family, the archive pass and the markup pass. Positions found once are
+shared instead of scanning the page again: `ats` ("@"), `mail`,
+`markup_starts` ("<!--", "<script"), `at_entities`, `brackets`, `at_images`.
 """
 
 from __future__ import annotations
