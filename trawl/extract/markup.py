@@ -235,6 +235,9 @@ def _reversed_by_class(scan, at: int) -> None:
     tag = lowered[opening : lowered.find(">", opening) + 1]
     if not _REVERSING_TAG.search(tag):
         return
+    local, domain = LOCAL_BEFORE.search(lowered, max(0, at - 65), at), DOMAIN_AFTER.match(lowered, at + 1)
+    if local is not None and domain is not None and normalize_email(f"{local.group()}@{domain.group()}"):
+        return  # a plain address in right-to-left text (an Arabic page's contact line) reads as it stands
     close = lowered.find("<", at)
     shown = render(scan.text[opening + len(tag) : close if close != -1 else at + 300])[::-1]
     for address in addresses_in(shown):
