@@ -430,6 +430,12 @@ def _no_break_brackets(address: str, rng: random.Random) -> str:
     return f"<p>{user}&nbsp;[at]&nbsp;{domain.replace('.', '&nbsp;[dot]&nbsp;')}</p>"
 
 
+def _at_then_dot(address: str, rng: random.Random) -> str:
+    user, _, domain = address.partition("@")
+    return rng.choice([f"<p>{user}@{domain.replace('.', '[dot]')}</p>", f"<p>{user}@{domain.replace('.', ' dot ')}</p>",
+                       f"<p>{user}@{domain.replace('.', '(punkt)')}</p>"])
+
+
 def _at_span(address: str, rng: random.Random) -> str:
     user, _, domain = address.partition("@")
     return f'<span class="email">{user}<span class="at"></span>{domain}</span>'
@@ -539,6 +545,7 @@ FORMS: dict[str, tuple[str, Generator]] = {
     "archive_in_prose": ("archive", _archive_in_prose),
     "impressum": ("obfuscated", _impressum),
     "at_span": ("markup", _at_span),
+    "at_then_dot": ("obfuscated", _at_then_dot),
     "no_break_spaces": ("archive", _no_break_spaces),
     "no_break_brackets": ("obfuscated", _no_break_brackets),
     "archive_dot": ("obfuscated", _archive_dot),

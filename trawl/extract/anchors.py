@@ -17,11 +17,12 @@ import re
 # Two regexes that start with the words themselves: `re` scans for a leading
 # space, bracket or alternation several times slower than for a literal.
 _AT_WORD = re.compile(
-    r"at(?=[\s_\-.\])}&\"'])(?: (?=[a-z0-9\-]{1,63}\.[a-z0-9])|(?:[_\-]sign)?\.(?:gif|png|jpe?g|svg|webp)"
+    r"at(?=[\s_\-.\])}&\"'])(?: (?=[a-z0-9\-]{1,63}(?:\.[a-z0-9]| dot |\s?[\[({]))|(?:[_\-]sign)?\.(?:gif|png|jpe?g|svg|webp)"
     r"|[_\-](?= ?[a-z0-9])|\s{0,3}(?:[\])}]|&gt;)|(?=[\"'])|&nbsp;)"
 )
 _AT_IMAGE_BEFORE = ("/", "_", "-", '"', "'", "fa-", "alt=")
-_DOT_WORD = re.compile(r"dot(?: |\s{0,3}(?:[\])}]|&gt;))")
+# (A worded "dot" is read in the windows of the "at" anchors and of "@": no page-wide scan.)
+_DOT_WORD = re.compile(r"(?: dot |[\[({]\s{0,3}(?:dot|punkt|point|punto)\s{0,3}[\])}])")
 _OPENING = {"]": "[", ")": "(", "}": "{", ";": "&lt;"}
 HYPERKITTY_AT = re.compile(r"\(a\)")  # (`re` finds a literal that starts with a rare character faster than `str.find`)
 
@@ -44,7 +45,7 @@ JAVASCRIPT_URL = re.compile(r"javascript:")  # href="javascript:DeCryptX('...')"
 # "<!--" for comments and "<script" for scripts, in one scan.
 COMMENT_OR_SCRIPT = re.compile(r"<(?:!--|script)")
 # A data-user/data-name ... pair needs its domain half.
-ATTRIBUTE_PAIR = re.compile(r"data-(?:domain|host)")
+ATTRIBUTE_PAIR = "data-domain"
 # These contain "mail": found among the positions of "mail" the scan has already.
 MAIL_ANCHORS = {
     name: name.index("mail")
@@ -69,7 +70,7 @@ def worded(lowered: str, ats: list[int]) -> tuple[list[int], list[tuple[int, int
     ones, positions of "@" shown as an image or icon: at.gif, fa-at, alt="at").
     `ats` are the positions of "@", for "[@]", "(@)" and alt="@"."""
     found, brackets, images = [], [], []
-    for pattern in (_AT_WORD, _DOT_WORD):
+    for pattern in (_AT_WORD,):
         for match in pattern.finditer(lowered):
             start, closing = match.start(), lowered[match.end() - 1]
             if match.group().endswith("&nbsp;"):
@@ -93,6 +94,8 @@ def worded(lowered: str, ats: list[int]) -> tuple[list[int], list[tuple[int, int
     for at in ats:
         if lowered.endswith(("alt=\"", "alt='"), 0, at):
             images.append(at)
+        if _DOT_WORD.search(lowered, at, at + 80):  # "info@acme[dot]com"
+            found.append(at)
         closing = lowered[at + 1 : at + 5].lstrip()[:1]
         opening = _bracket_before(lowered, at, _OPENING[closing]) if closing and closing in "])}" else -1
         if opening != -1:

@@ -34,7 +34,7 @@ _BRACKETED_DOT = (
 _DOT = rf"(?:{_BRACKETED_DOT}|\s+dot\s+|_dot_| \. |\.)"
 OBFUSCATED_ADDRESS = re.compile(
     rf"(?<![\w.+\-'$%])([a-z0-9][a-z0-9._+\-]{{0,63}}?(?:{_BRACKETED_DOT}[a-z0-9][a-z0-9._+\-]{{0,63}}?){{0,3}})"
-    rf"({_BRACKETED_AT}|\s+at\s+|_at_|\(a\))"
+    rf"({_BRACKETED_AT}|\s+at\s+|_at_|\(a\)|@)"
     rf"([a-z0-9\-]{{1,63}}(?:{_DOT}[a-z0-9\-]{{1,63}}){{1,6}})(?![\w\-]|\.[a-z0-9])",
     re.IGNORECASE,
 )
@@ -131,6 +131,8 @@ def read_match(match: re.Match, text: str) -> tuple[str, str | None]:
     local, at_sign, domain = match.groups()
     obfuscated_dot = any(separator.group() != "." for separator in _DOT_SEPARATOR.finditer(domain))
     word_at = at_sign.strip().lower()
+    if word_at == "@" and not obfuscated_dot:
+        return OBFUSCATED, None  # a plain address: the text pass's
     bare = word_at == "at"
     if bare and not obfuscated_dot and _bare_at_is_prose(match, text):
         return ARCHIVE, None

@@ -38,6 +38,7 @@ _ITEMPROP_BEFORE = re.compile(r"itemprop\s*=\s*[\"']?\Z")
 # Mail headers whose values are Message-IDs, not addresses.
 # A header label ("Message-ID:", MHonArc's "<em>Message-id</em>:"), not a URL's "In-Reply-To=".
 _MESSAGE_ID_LABEL = re.compile(r"(?:message-id|in-reply-to|references|msg-id|x-reference)\s*(?:</\w+>)?\s*:")
+_MESSAGE_ID_WORDS = ("message-id", "in-reply-to", "references", "msg-id", "x-reference")
 _LINE_MARKS = ("\n", "<br", "<li", "<p", "<tr", "<td", "<div", "<dt", "<dd", "<h", "</td", "</li", "</p>", "</pre", "</div")
 _HIDING_TAG = re.compile(r"<[a-z][^<>]*?(?:display\s*:\s*none|visibility\s*:\s*hidden|\shidden[\s>=/])[^<>]*>[^<>]*\Z")
 # An element a script decodes with ROT13: class="rot13", id="rot-13-mail" ...
@@ -203,6 +204,8 @@ class EmailScan:
         """The lower-cased line before `position`, with the lines it continues
         (a header's folded lines start with white space)."""
         segment = self.lowered[max(0, position - 1200) : position]
+        if not any(label in segment for label in _MESSAGE_ID_WORDS):
+            return ""
         for _ in range(6):
             cut = max(segment.rfind(mark) for mark in _LINE_MARKS)
             if cut <= 0 or segment[cut : cut + 1] != "\n" or segment[cut + 1 : cut + 2] not in (" ", "\t"):

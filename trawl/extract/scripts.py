@@ -96,7 +96,7 @@ def run(scan) -> None:
             data = lowered.rfind("data-", max(0, at - 24), at)
             if data != -1:
                 _data_mail_attribute(scan, data)
-    pairs = [match.start() for match in anchors.ATTRIBUTE_PAIR.finditer(lowered)]
+    pairs = anchors.positions(lowered, (anchors.ATTRIBUTE_PAIR,))
     if pairs:
         _attribute_pairs(scan, pairs)
 
