@@ -9,6 +9,11 @@ Brackets around "at" (or "-at-", "<at>") make the intent plain; a bare
 github.com"), so it is read as an address only when the words around it are
 not prose: see `_bare_at_is_prose`.
 
+Dots are ".", " dot ", "[dot]", "(punkt)", "[point]", "(punto)", "-dot-",
+"_dot_" (also after a real "@": "info@acme[dot]com"); no-break spaces count
+as spaces. Anchors (anchors.worded) find "at" in these shapes; each window
+around one is matched with OBFUSCATED_ADDRESS.
+
 Kinds: "obfuscated" when "at" is bracketed or "dot" is spelled out
 (the pre-existing forms), "archive" for the forms with a literal "." after a
 bare " at ", "_at_" or "(a)".
