@@ -34,6 +34,7 @@ from trawl.extract.address import (
 )
 from trawl.extract.archive import OBFUSCATED_ADDRESS, PROSE_BEFORE_AT, merged_windows, read_match
 from trawl.extract.kinds import CSS, MARKUP, TEXT
+from trawl.urls import is_public_tld
 
 _REACH = 300
 _INLINE = frozenset({
@@ -194,7 +195,7 @@ def run(scan) -> None:
         for at in anchors.positions(text, (anchors.FULL_WIDTH_AT,)):
             _report(scan, at, 1)
     _worded_across_markup(scan)
-    if anchors.BIDI_OVERRIDE in lowered:
+    if any(_looks_reversed(lowered, at) for at in scan.ats) and anchors.BIDI_OVERRIDE in lowered:
         _reversed_by_css(scan)
 
 
@@ -304,6 +305,20 @@ def _worded_across_markup(scan) -> None:
             for address in addresses_in(window):
                 if address not in raw:
                     scan.add(address, MARKUP, start)
+
+
+def _looks_reversed(lowered: str, at: int) -> bool:
+    """"moc.emca@ofni": the local part starts with a reversed top-level domain
+    and the text does not read as an address as it stands. (Cheaper than
+    looking for the CSS on every page.)"""
+    head = lowered[max(0, at - 65) : at]
+    local = LOCAL_BEFORE.search(head)
+    if local is None or "." not in local.group():
+        return False
+    if not is_public_tld(local.group().split(".", 1)[0][::-1]):
+        return False
+    domain = DOMAIN_AFTER.match(lowered, at + 1)
+    return domain is None or normalize_email(f"{local.group()}@{domain.group()}") is None
 
 
 def _reversed_by_css(scan) -> None:
