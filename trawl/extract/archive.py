@@ -44,6 +44,8 @@ OBFUSCATED_ADDRESS = re.compile(
     re.IGNORECASE,
 )
 _DOT_SEPARATOR = re.compile(_DOT, re.IGNORECASE)
+_LOCAL_RUN = re.compile(r"[A-Za-z0-9._+\-]{1,64}\Z")
+_DOT_BEFORE = re.compile(_BRACKETED_DOT + r"\Z", re.IGNORECASE)
 _LITERAL_DOT_ONLY = re.compile(r"(?:[a-z0-9\-]+\.)+[a-z0-9\-]+\Z", re.IGNORECASE)
 
 # Words around " at " in prose ("find us at acme dot com", "look at the dot
@@ -110,14 +112,41 @@ def run(scan) -> None:
     found, scan.brackets, scan.at_images = anchors.worded(lowered, scan.ats)
     if not found:
         return
-    text = scan.text
-    for start, end in merged_windows(found, before=160, after=400, limit=len(lowered)):
-        for match in OBFUSCATED_ADDRESS.finditer(text, start, end):
+    text, seen = scan.text, set()
+    for anchor in found:
+        # The address ends its local part at the anchor: match from where that part may start.
+        for start in _local_starts(text, anchor):
+            match = OBFUSCATED_ADDRESS.match(text, start, min(len(text), anchor + 400))
+            if match is None or match.span() in seen:
+                continue
+            seen.add(match.span())
             kind, address = read_match(match, text)
             if address is not None and not scan.message_id_context(match.start(), match.end(), address.split("@")[0]):
                 scan.add(address, kind, match.start())
-        if "&nbsp;" in lowered[start:end] or "&#160;" in lowered[start:end]:
-            _with_spaces(scan, start, end)
+            break
+    if "&nbsp;" in lowered or "&#160;" in lowered:
+        for start, end in merged_windows(found, before=160, after=400, limit=len(lowered)):
+            if "&nbsp;" in lowered[start:end] or "&#160;" in lowered[start:end]:
+                _with_spaces(scan, start, end)
+
+
+def _local_starts(text: str, anchor: int) -> list[int]:
+    """Where a local part ending at `anchor` (spaces before it skipped) may
+    start, longest first: "j [dot] smith [at] ..." before "smith [at] ..."."""
+    end = anchor
+    while end > 0 and text[end - 1] in " \t":
+        end -= 1
+    starts = []
+    for _ in range(4):
+        run = _LOCAL_RUN.search(text, max(0, end - 64), end)
+        if run is None:
+            break
+        starts.append(run.start())
+        dot = _DOT_BEFORE.search(text, max(0, run.start() - 16), run.start())
+        if dot is None:
+            break
+        end = dot.start()
+    return starts[::-1]
 
 
 def _with_spaces(scan, start: int, end: int) -> None:
