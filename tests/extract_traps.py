@@ -70,6 +70,7 @@ TRAPS: dict[str, str] = {
     "rtl_text": '<p dir="rtl" class="text-rtl">\u0645\u0631\u062d\u0628\u0627 @ 10</p>',
     "at_image_alone": '<p>Contact <img src="/img/at.gif" alt=""> the office at 10.30.</p>',
     "css_content_at": '<style>a[href^="mailto:"]::after { content: "@"; } @keyframes spin { to { x: 1 } }</style>',
+    "fediverse_handle": "<p>Follow @jane@mastodon.social and <a href='https://mastodon.social/@acme'>@acme</a></p>",
     "chat_handle": "<p>Ping @jane.roe on Slack or @acme-support on Mastodon</p>",
     "srcset_density": "<img srcset='/img/hero@1.5x.webp 1.5x, /img/hero@2x.avif 2x'>",
     "price_dollar": "<p>Apples @ $2.50, pears @ 1.99 EUR</p>",

@@ -44,8 +44,9 @@ _HIDING_TAG = re.compile(r"<[a-z][^<>]*?(?:display\s*:\s*none|visibility\s*:\s*h
 # An element a script decodes with ROT13: class="rot13", id="rot-13-mail" ...
 _ROT13_CLASS = re.compile(r"<[^<>]*rot-?13[^<>]*>[^<>]*\Z")
 # A local part right after these is the tail of a longer token (Outlook's
-# "001201c61b8a$d2b6e940$6401a8c0@host" Message-IDs, "100%info@...").
-_JOINED = ("$", "%")
+# "001201c61b8a$d2b6e940$6401a8c0@host" Message-IDs, "100%info@..."), or a
+# fediverse handle ("@jane@mastodon.social"), not an address.
+_JOINED = ("$", "%", "@")
 # Marks a reader removes: john@NOSPAM.acme.com, john.nospam@acme.com, john@acme.com.REMOVE-THIS.
 _SPAM_MARK = re.compile(r"(?<=@)(?:no[_\-]?spam|remove[_\-]?this)[._\-]|"
                         r"[._\-]?(?:no[_\-]?spam(?:please)?|remove[_\-]?this|spam[_\-]?free|removeme)(?=[@.]|$)", re.I)
