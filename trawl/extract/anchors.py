@@ -120,3 +120,12 @@ def _bracket_before(lowered: str, position: int, opening: str) -> int:
 
 def any_in(haystack: str, needles: tuple[str, ...]) -> bool:
     return any(needle in haystack for needle in needles)
+
+
+def word_boundary(lowered: str, start: int) -> int:
+    """`start`, or just past the first space or tag end after it when it cuts
+    a word: a window cut inside a word would invent a local part ("ugs at ...")."""
+    if start == 0 or lowered[start - 1] in " \t\n>":
+        return start
+    ends = [at for at in (lowered.find(mark, start, start + 64) for mark in (" ", ">", "\n")) if at != -1]
+    return min(ends) + 1 if ends else start

@@ -151,9 +151,7 @@ def _local_starts(text: str, anchor: int) -> list[int]:
 
 def _with_spaces(scan, start: int, end: int) -> None:
     """The window again with its no-break spaces as spaces: "john&nbsp;[at]&nbsp;acme.com"."""
-    if start and scan.lowered[start - 1] not in " \t\n>":
-        ends = [at for at in (scan.lowered.find(mark, start, start + 64) for mark in (" ", ">", "\n")) if at != -1]
-        start = min(ends) + 1 if ends else start  # not from inside a word
+    start = anchors.word_boundary(scan.lowered, start)  # not from inside a word
     if scan.hidden(start):
         return
     window = scan.text[start:end].replace("&nbsp;", " ").replace("&#160;", " ")

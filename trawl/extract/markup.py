@@ -295,7 +295,7 @@ def _worded_across_markup(scan) -> None:
         return
     found.sort()
     for start, end in merged_windows(found, before=200, after=400, limit=len(lowered)):
-        start = word_boundary(lowered, start)  # a window cut inside a word would invent a local part
+        start = anchors.word_boundary(lowered, start)  # a window cut inside a word would invent a local part
         window = render(scan.text[start:end])
         for match in OBFUSCATED_ADDRESS.finditer(window):
             _, address = read_match(match, window)
@@ -306,14 +306,6 @@ def _worded_across_markup(scan) -> None:
             for address in addresses_in(window):
                 if address not in raw and address not in scan.found:
                     scan.add(address, MARKUP, start)
-
-
-def word_boundary(lowered: str, start: int) -> int:
-    """`start`, or just past the first space or tag end after it when it cuts a word."""
-    if start == 0 or lowered[start - 1] in " \t\n>":
-        return start
-    ends = [at for at in (lowered.find(mark, start, start + 64) for mark in (" ", ">", "\n")) if at != -1]
-    return min(ends) + 1 if ends else start
 
 
 def _looks_reversed(lowered: str, at: int) -> bool:
