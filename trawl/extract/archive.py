@@ -125,7 +125,8 @@ def run(scan) -> None:
                 scan.add(address, kind, match.start())
             break
     if "&nbsp;" in lowered or "&#160;" in lowered:
-        for start, end in merged_windows(found, before=160, after=400, limit=len(lowered)):
+        visible = [at for at in found if not scan.hidden(at)]
+        for start, end in merged_windows(visible, before=160, after=400, limit=len(lowered)):
             if "&nbsp;" in lowered[start:end] or "&#160;" in lowered[start:end]:
                 _with_spaces(scan, start, end)
 
@@ -151,14 +152,12 @@ def _local_starts(text: str, anchor: int) -> list[int]:
 
 def _with_spaces(scan, start: int, end: int) -> None:
     """The window again with its no-break spaces as spaces: "john&nbsp;[at]&nbsp;acme.com"."""
-    start = anchors.word_boundary(scan.lowered, start)  # not from inside a word
-    if scan.hidden(start):
-        return
+    start = anchors.word_boundary(scan.lowered, scan.visible_from(start))  # not inside a comment or a word
     window = scan.text[start:end].replace("&nbsp;", " ").replace("&#160;", " ")
     for match in OBFUSCATED_ADDRESS.finditer(window):
         kind, address = read_match(match, window)
         if address is not None and address not in scan.found:
-            scan.add(address, kind, start)
+            scan.add(address, kind)
 
 
 def read_match(match: re.Match, text: str) -> tuple[str, str | None]:

@@ -294,18 +294,19 @@ def _worded_across_markup(scan) -> None:
     if not found:
         return
     found.sort()
-    for start, end in merged_windows(found, before=200, after=400, limit=len(lowered)):
-        start = anchors.word_boundary(lowered, start)  # a window cut inside a word would invent a local part
+    visible = [at for at in found if not scan.hidden(at)]  # an anchor in a comment or a decoded script
+    for start, end in merged_windows(visible, before=200, after=400, limit=len(lowered)):
+        start = anchors.word_boundary(lowered, scan.visible_from(start))  # not inside a comment or a word
         window = render(scan.text[start:end])
         for match in OBFUSCATED_ADDRESS.finditer(window):
             _, address = read_match(match, window)
             if address is not None and address not in scan.found:
-                scan.add(address, MARKUP, start)
+                scan.add(address, MARKUP)
         if scan.at_images and "@" in window:
             raw = lowered[start:end]
             for address in addresses_in(window):
                 if address not in raw and address not in scan.found:
-                    scan.add(address, MARKUP, start)
+                    scan.add(address, MARKUP)
 
 
 def _looks_reversed(lowered: str, at: int) -> bool:

@@ -124,6 +124,15 @@ class EmailScan:
                 return True
         return False
 
+    def visible_from(self, position: int) -> int:
+        """`position`, or the end of the hidden span it lies in (a window must
+        not start inside a comment, whose tail would read as text)."""
+        index = bisect.bisect_right(self._hidden_starts, position) - 1
+        for i in range(index, max(-1, index - 4), -1):
+            if self._hidden_starts[i] <= position < self._hidden_ends[i]:
+                return self._hidden_ends[i]
+        return position
+
     def add_decoded(self, decoded: str, raw: str, kind: str, at: int | None = None) -> None:
         """Addresses of a decoded run, except those already plain in its raw form."""
         raw = raw.lower()
