@@ -123,9 +123,14 @@ def any_in(haystack: str, needles: tuple[str, ...]) -> bool:
 
 
 def word_boundary(lowered: str, start: int) -> int:
-    """`start`, or just past the first space or tag end after it when it cuts
-    a word: a window cut inside a word would invent a local part ("ugs at ...")."""
-    if start == 0 or lowered[start - 1] in " \t\n>":
+    """Where a window meant to start at `start` may start: at the beginning of
+    its text (after the last tag end or line break before it, within 200
+    characters), else just past the next space; a window cut inside a word
+    or a bracketed name would invent a local part ("ugs at ...", "smith [at] ...")."""
+    if start == 0 or lowered[start - 1] in "\n>":
         return start
+    back = max(lowered.rfind(">", max(0, start - 200), start), lowered.rfind("\n", max(0, start - 200), start))
+    if back != -1:
+        return back + 1
     ends = [at for at in (lowered.find(mark, start, start + 64) for mark in (" ", ">", "\n")) if at != -1]
     return min(ends) + 1 if ends else start

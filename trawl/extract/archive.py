@@ -44,6 +44,7 @@ OBFUSCATED_ADDRESS = re.compile(
     re.IGNORECASE,
 )
 _DOT_SEPARATOR = re.compile(_DOT, re.IGNORECASE)
+_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.S)
 _LOCAL_RUN = re.compile(r"[A-Za-z0-9._+\-]{1,64}\Z")
 _DOT_BEFORE = re.compile(_BRACKETED_DOT + r"\Z", re.IGNORECASE)
 _LITERAL_DOT_ONLY = re.compile(r"(?:[a-z0-9\-]+\.)+[a-z0-9\-]+\Z", re.IGNORECASE)
@@ -152,8 +153,8 @@ def _local_starts(text: str, anchor: int) -> list[int]:
 
 def _with_spaces(scan, start: int, end: int) -> None:
     """The window again with its no-break spaces as spaces: "john&nbsp;[at]&nbsp;acme.com"."""
-    start = anchors.word_boundary(scan.lowered, scan.visible_from(start))  # not inside a comment or a word
-    window = scan.text[start:end].replace("&nbsp;", " ").replace("&#160;", " ")
+    start = scan.visible_from(anchors.word_boundary(scan.lowered, start))  # not inside a comment or a word
+    window = _COMMENT.sub(" ", scan.text[start:end]).replace("&nbsp;", " ").replace("&#160;", " ")
     for match in OBFUSCATED_ADDRESS.finditer(window):
         kind, address = read_match(match, window)
         if address is not None and address not in scan.found:

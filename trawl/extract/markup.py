@@ -296,7 +296,7 @@ def _worded_across_markup(scan) -> None:
     found.sort()
     visible = [at for at in found if not scan.hidden(at)]  # an anchor in a comment or a decoded script
     for start, end in merged_windows(visible, before=200, after=400, limit=len(lowered)):
-        start = anchors.word_boundary(lowered, scan.visible_from(start))  # not inside a comment or a word
+        start = scan.visible_from(anchors.word_boundary(lowered, start))  # not inside a comment or a word
         window = render(scan.text[start:end])
         for match in OBFUSCATED_ADDRESS.finditer(window):
             _, address = read_match(match, window)
