@@ -48,6 +48,21 @@ def test_traps_beside_a_form_change_nothing(name):
     assert set(extract_emails(page(traps + body + traps, rng))) == truth
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_forms_and_traps_mixed_at_random_give_exactly_the_published_addresses(seed):
+    rng = random.Random(seed)
+    forms, traps = sorted(FORMS), sorted(TRAPS.values())
+    for _ in range(50):
+        parts, truth = [], set()
+        for _ in range(rng.randint(1, 4)):
+            body, published = fragment(rng.choice(forms), address(rng), rng)
+            parts.append(body)
+            truth |= published
+        for _ in range(rng.randint(0, 6)):
+            parts.insert(rng.randrange(len(parts) + 1), rng.choice(traps))
+        separator = rng.choice([" ", "\n", "", "<br>", "</p><p>"])
+        assert set(extract_emails(page(separator.join(parts), rng))) == truth
+
 def test_the_new_kinds_reach_the_sources_field_unchanged(db):
     """extract() -> frontier.commit_batch -> emails.sources, merged per address."""
     from trawl.jobs import JobOptions
