@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import re
 
-# archive.py: the words "at" and "dot" in brackets ("[at]", "( dot )", "&lt;at&gt;"),
-# " at " before something dotted ("john at example.com": prose has " at the "),
-# " dot ", hypermail's "john_at_example.com", "robert -at- example -dot- be".
-# Two regexes that start with the words themselves: `re` scans for a leading
-# space, bracket or alternation several times slower than for a literal.
+# archive.py and markup.py: the word "at" in brackets ("[at]", "( at )",
+# "&lt;at&gt;"), " at " before something dotted or a dot word ("john at
+# example.com", "john at example dot com": prose has " at the "), hypermail's
+# "john_at_example.com", "robert -at- example -dot- be", "&nbsp;at&nbsp;", and
+# images or icons of "@" (at.gif, at-sign.png, fa-at, alt="at"). One regex
+# that starts with the word itself: `re` scans for a leading space, bracket
+# or alternation several times slower than for a literal.
 _AT_WORD = re.compile(
     r"at(?=[\s_\-.\])}&\"'])(?: (?=[a-z0-9\-]{1,63}(?:\.[a-z0-9]| dot |\s?[\[({]))|(?:[_\-]sign)?\.(?:gif|png|jpe?g|svg|webp)"
     r"|[_\-](?= ?[a-z0-9])|\s{0,3}(?:[\])}]|&gt;)|(?=[\"'])|&nbsp;)"
@@ -70,26 +72,25 @@ def worded(lowered: str, ats: list[int]) -> tuple[list[int], list[tuple[int, int
     ones, positions of "@" shown as an image or icon: at.gif, fa-at, alt="at").
     `ats` are the positions of "@", for "[@]", "(@)" and alt="@"."""
     found, brackets, images = [], [], []
-    for pattern in (_AT_WORD,):
-        for match in pattern.finditer(lowered):
-            start, closing = match.start(), lowered[match.end() - 1]
-            if match.group().endswith("&nbsp;"):
-                if lowered.endswith("&nbsp;", 0, start):
-                    found.append(start - 6)  # "john&nbsp;at&nbsp;example.com"
-                continue
-            if match.end() == start + 2 or "." in match.group():  # at" at' at.gif ... : an image or icon?
-                before = lowered[max(0, start - 5) : start]
-                if before.endswith(_AT_IMAGE_BEFORE) and (match.end() > start + 2 or before[-1:] in "\"'-"):
-                    images.append(start)
-                continue
-            if closing in _OPENING:
-                opening = _bracket_before(lowered, start, _OPENING[closing])
-                if opening != -1:
-                    brackets.append((opening, match.end()))
-                    found.append(opening)
-                continue
-            if lowered[start - 1 : start] == closing:  # " at ", " dot ", "_at_", "-at-"
-                found.append(start - 1)
+    for match in _AT_WORD.finditer(lowered):
+        start, closing = match.start(), lowered[match.end() - 1]
+        if match.group().endswith("&nbsp;"):
+            if lowered.endswith("&nbsp;", 0, start):
+                found.append(start - 6)  # "john&nbsp;at&nbsp;example.com"
+            continue
+        if match.end() == start + 2 or "." in match.group():  # at" at' at.gif ... : an image or icon?
+            before = lowered[max(0, start - 5) : start]
+            if before.endswith(_AT_IMAGE_BEFORE) and (match.end() > start + 2 or before[-1:] in "\"'-"):
+                images.append(start)
+            continue
+        if closing in _OPENING:
+            opening = _bracket_before(lowered, start, _OPENING[closing])
+            if opening != -1:
+                brackets.append((opening, match.end()))
+                found.append(opening)
+            continue
+        if lowered[start - 1 : start] == closing:  # " at ", " dot ", "_at_", "-at-"
+            found.append(start - 1)
 
     for at in ats:
         if lowered.endswith(("alt=\"", "alt='"), 0, at):
