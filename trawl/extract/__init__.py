@@ -18,29 +18,37 @@ The modules, one per family of forms:
 
 Every address carries the source kinds it was found in (its `sources`
 field; kinds.py holds the names, SOURCE_KINDS all of them):
-  text        plain in the page: info@acme.com
+  text        plain in the page: info@acme.com; {alice, bob}@cs.example.edu
   mailto      in a mailto: link, percent-decoded, query (In-Reply-To...) dropped
   entity      with HTML character references: info&#64;acme&#46;com
   obfuscated  "at" bracketed or "dot" spelled out: info [at] acme [dot] com,
-              info AT acme DOT com, robert -at- acme -dot- be
+              info AT acme DOT com, robert -at- acme -dot- be, info(at)acme(punkt)de,
+              info@acme[dot]com; marks a reader drops: john@NOSPAM.acme.com
   archive     mailing-list archive forms: john at example.com (pipermail),
               john_at_example.com (hypermail), john(a)example.org (HyperKitty)
   markup      as rendered: comments, empty, hidden or inline tags, soft
               hyphens and zero-width characters between the parts; spaced
-              "earl @ earlhood . com"; full-width info＠acme．com; SpamSpan
-  css         reversed by CSS (unicode-bidi: bidi-override; direction: rtl)
+              "earl @ earlhood . com"; full-width info＠acme．com; SpamSpan;
+              "@" as an image (at.gif, alt="@") or an icon (fa-at, class="at")
+  css         reversed by CSS (unicode-bidi: bidi-override; direction: rtl, or a
+              class named for it whose rule is elsewhere: class="eeb-rtl")
   script      assembled by a script or decoded from what a script decodes:
-              Joomla cloaking, document.write/innerHTML of concatenations,
-              reversed strings, String.fromCharCode, eval(unescape(...)),
-              ROT13, TYPO3 linkTo_UnCryptMailto/data-mailto-token, data-enc-email,
-              data-user + data-domain pairs, SPIP lancerlien, onclick handlers
+              Joomla cloaking (1.5 to 4), document.write/innerHTML of
+              concatenations, reversed strings, String.fromCharCode,
+              eval(unescape(...)), ROT13, table ciphers (WordPress "ASCII
+              mixer", the coded/key obfuscator), TYPO3 linkTo_UnCryptMailto /
+              data-mailto-token, CryptX, data-enc-email, data-user + data-domain
+              pairs, data-*mail* values in Base64, SPIP lancerlien and other
+              mail-building calls, onclick handlers and javascript: links
   cfemail     Cloudflare's data-cfemail / email-protection#hex (also %23)
   js          JavaScript/JSON escapes: info\\u0040acme.com
   jsonld      inside a <script type="application/ld+json"> block
   itemprop    in an element with itemprop="email"
   meta        in a <meta> tag's attributes
-Never reported: what a reader cannot see (HTML comments), the encoded form
-itself (a ROT13 or shifted string), Message-IDs, URL user-info, git@host:path.
+Never reported: what a reader cannot see (HTML comments, commented-out
+scripts, hidden elements), the encoded form itself (a ROT13 or shifted
+string), Message-IDs, URL user-info and addresses inside URLs,
+git@host:path, fediverse handles (@jane@host), placeholders.
 """
 
 from __future__ import annotations
