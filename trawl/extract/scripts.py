@@ -10,13 +10,22 @@ email cloaking builds `addy…` this way), `document.write(…)` and
 property lookups beyond the names assigned in the same script; whatever is
 unknown becomes a character that no address contains.
 
+Two table ciphers are read from the script's own strings: WordPress
+encoders' "ASCII mixer" (`ML.charAt(MI.charCodeAt(j)-48)`) and the
+"coded"/"key" obfuscator (`key.indexOf(coded.charAt(i))-shift`). Only small
+scripts (12 KB) that mention something of an address are evaluated.
+
 Beside scripts, the markup the decoders read: TYPO3 `linkTo_UnCryptMailto('…')`
 and `data-mailto-token` (a shift of every character of the `mailto:` link,
-read by trying each offset), ROT13 decoders (the literals of a script that
-rotates by 13; the encoded literals themselves are never reported),
-`data-enc-email` (ROT13 with "[at]"), attribute pairs such as
-`data-user` + `data-domain`, SPIP's `lancerlien('host','user')`, and
-handlers (`onclick="location.href='mai'+'lto:'…"`, `href="javascript:…"`).
+read by trying each offset), CryptX's `DeCryptX('…')` (a shift of every
+character), ROT13 decoders (the literals of a script that rotates by 13),
+`data-enc-email` (ROT13 with "[at]"), Joomla 4's `<joomla-hidden-mail>`
+(Base64 halves), `data-*mail*` values in Base64, attribute pairs such as
+`data-user` + `data-domain`, SPIP's `lancerlien('user','host')` and other
+mail-building calls, and handlers (`onclick="location.href='mai'+'lto:'…"`,
+`href="javascript:…"`). A script or attribute that a decoder read is marked
+encoded (`scan.suppress`): its literals are never reported as they stand.
+Commented-out scripts and handlers are not read.
 """
 
 from __future__ import annotations
