@@ -87,13 +87,15 @@ def comm(pid: int) -> str:
 def supervisor_pids(run_dir: str) -> list[int]:
     """Supervisors of `run_dir`: they name themselves trawl-superv (as workers name themselves
     trawl-worker) once started; until then, a process running trawl.supervisor or `app.py workers`."""
-    out = []
+    found = set()
     for pid in our_pids(run_dir):
         name, args = comm(pid), cmdline(pid)
         if name == "trawl-superv" or (name != "trawl-worker" and ("trawl.supervisor" in args
                                                                     or "app.py workers" in args)):
-            out.append(pid)
-    return sorted(out)
+            found.add(pid)
+    # A worker just forked carries its supervisor's name until it renames
+    # itself: a candidate whose parent is a candidate is not a second supervisor.
+    return sorted(pid for pid in found if proc_ppid(pid) not in found)
 
 
 def worker_pids(run_dir: str) -> list[int]:
