@@ -172,6 +172,11 @@ def start_nginx(site: Site, work: Path, cert=None) -> subprocess.Popen:
     deadline = time.monotonic() + 10
     while True:
         try:
+            # Our nginx writes its pid file once it holds the ports; without
+            # that check another bench's nginx on the same port would answer
+            # and be measured instead (it happened: pass another --port).
+            if not (work / "nginx.pid").exists():
+                raise OSError("nginx is not listening yet")
             urllib.request.urlopen(site.seeds()[0], timeout=1).read()
             return proc
         except OSError:
