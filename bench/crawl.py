@@ -117,12 +117,17 @@ def generate(root: Path, pages: int, hosts: int, port: int, seed: int = 1) -> Si
 
 
 def start_nginx(site: Site, work: Path) -> subprocess.Popen:
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not os.path.exists(nginx):
-        sys.exit("nginx is needed: apt-get install -y nginx")
     servers = "\n".join(
         f"server {{ listen {host}:{site.port}; root {site.root / host}; index index.html; }}"
         for host in site.hosts)
+    return start_nginx_with(servers, work, site.seeds()[0])
+
+
+def start_nginx_with(servers: str, work: Path, probe_url: str, http_extra: str = "") -> subprocess.Popen:
+    """nginx (one worker process) with these `server` blocks; returns once `probe_url` answers."""
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not os.path.exists(nginx):
+        sys.exit("nginx is needed: apt-get install -y nginx")
     conf = work / "nginx.conf"
     conf.write_text(textwrap.dedent(f"""
         worker_processes 1;
@@ -138,6 +143,7 @@ def start_nginx(site: Site, work: Path) -> subprocess.Popen:
             client_body_temp_path {work}/tmp;
             proxy_temp_path {work}/tmp; fastcgi_temp_path {work}/tmp;
             uwsgi_temp_path {work}/tmp; scgi_temp_path {work}/tmp;
+            {http_extra}
             {servers}
         }}
     """))
@@ -147,8 +153,10 @@ def start_nginx(site: Site, work: Path) -> subprocess.Popen:
     deadline = time.monotonic() + 10
     while True:
         try:
-            urllib.request.urlopen(site.seeds()[0], timeout=1).read()
+            urllib.request.urlopen(probe_url, timeout=1).read()
             return proc
+        except urllib.error.HTTPError:
+            return proc  # it answers
         except OSError:
             if time.monotonic() > deadline or proc.poll() is not None:
                 raise RuntimeError(f"nginx did not start: {(work / 'nginx-error.log').read_text()}")
