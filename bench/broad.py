@@ -2,7 +2,7 @@
 
     .venv/bin/pip install -r bench/requirements.txt      # Scrapy, for the comparison only
     apt-get install -y nginx
-    sudo .venv/bin/python bench/broad.py [--hosts 2000] [--runs trawl,scrapy]
+    sudo .venv/bin/python bench/broad.py [--hosts 2000] [--runs trawl,scrapy,baseline --baseline-root ../main]
                                          [--scrapy-limit-s 900] [--timeout 1800]
 
 The sites: `--hosts` names firm0000.com, firm0001.com ... mapped to
@@ -213,15 +213,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_trawl(sites: Sites, work: Path, timeout: float, log: AccessLog) -> dict:
+def run_trawl(sites: Sites, work: Path, timeout: float, log: AccessLog, root: Path = ROOT) -> dict:
     port = free_port()
-    run_dir = work / "trawl-run"
+    run_dir = work / f"trawl-run-{port}"
     env = {**os.environ, "TRAWL_HOST": "127.0.0.1", "TRAWL_PORT": str(port),
-           "TRAWL_DATABASE_URL": f"sqlite:///{work / 'trawl.db'}", "TRAWL_RUN_DIR": str(run_dir),
+           "TRAWL_DATABASE_URL": f"sqlite:///{work / f'trawl-{port}.db'}", "TRAWL_RUN_DIR": str(run_dir),
            "TRAWL_ALLOW_PRIVATE_NETWORKS": "1", "TRAWL_LOG_LEVEL": "info"}
     base = f"http://127.0.0.1:{port}"
     with open(work / "trawl-server.log", "wb") as out:
-        server = subprocess.Popen([sys.executable, "app.py", "serve"], cwd=ROOT, env=env, stdout=out,
+        server = subprocess.Popen([sys.executable, "app.py", "serve"], cwd=root, env=env, stdout=out,
                                   stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_for(lambda: http_json(base + "/api/stats", timeout=2), 30, "the Trawl server")
@@ -245,7 +245,7 @@ def run_trawl(sites: Sites, work: Path, timeout: float, log: AccessLog) -> dict:
         started = min(j["started_at_ts"] for j in jobs)
         finished = max(j["finished_at_ts"] or time.time() for j in jobs)
         pages = sum(j["pages"]["done"] for j in jobs)
-        result = summary("trawl", pages, finished - started, wall, cpu, found, sites, served, failures,
+        result = summary("trawl" if root == ROOT else f"trawl ({root})", pages, finished - started, wall, cpu, found, sites, served, failures,
                          note=",".join(sorted({j["status"] for j in jobs})))
         result["in_flight"] = in_flight_view(run_dir)
         return result
@@ -280,17 +280,22 @@ def wait_for_jobs(base: str, job_ids: list[str], timeout: float) -> list[dict]:
 
 
 def emails_of(base: str, job_id: str) -> set[str]:
-    with urllib.request.urlopen(f"{base}/api/jobs/{job_id}/emails?format=jsonl", timeout=120) as r:
-        return {json.loads(line)["email"] for line in r.read().decode().splitlines() if line.strip()}
+    found, offset = set(), 0
+    while True:
+        batch = http_json(f"{base}/api/jobs/{job_id}/emails?limit=1000&offset={offset}")["emails"]
+        found.update(e["email"] for e in batch)
+        if len(batch) < 1000:
+            return found
+        offset += len(batch)
 
 
 def failure_reasons(base: str, job_id: str) -> collections.Counter:
     reasons: collections.Counter = collections.Counter()
     offset = 0
     while True:
-        batch = http_json(f"{base}/api/jobs/{job_id}/pages?state=failed&limit=500&offset={offset}")["pages"]
+        batch = http_json(f"{base}/api/jobs/{job_id}/pages?state=failed&limit=1000&offset={offset}")["pages"]
         reasons.update(_reason(p["error"]) for p in batch)
-        if len(batch) < 500:
+        if len(batch) < 1000:
             return reasons
         offset += len(batch)
 
@@ -319,7 +324,7 @@ def in_flight_view(run_dir: Path) -> str:
 
 
 def stop_trawl(server: subprocess.Popen, run_dir: Path) -> None:
-    with_pids = [p for p in run_dir.glob("supervisor-*.lock")] if run_dir.exists() else []
+    with_pids = list(run_dir.glob("supervisor-*.lock")) if run_dir.exists() else []
     os.killpg(server.pid, signal.SIGTERM)
     try:
         server.wait(timeout=20)
@@ -403,8 +408,9 @@ def run_scrapy(sites: Sites, work: Path, limit_s: int, log: AccessLog) -> dict |
     spider = write_script(work, SPIDER % (str(seeds), limit_s, str(stats)))
     log.mark()
     cpu0 = cpu_ticks()
-    usage = reap(*spawn([sys.executable, "-m", "scrapy", "runspider", str(spider), "-o", f"{items}:jsonlines"],
-                        cwd=work), timeout=limit_s + 120)
+    with open(work / "scrapy.log", "wb") as out:
+        usage = reap(*spawn([sys.executable, "-m", "scrapy", "runspider", str(spider), "-o", f"{items}:jsonlines"],
+                            cwd=work, stdout=out, stderr=subprocess.STDOUT), timeout=limit_s + 120)
     cpu = cpu_share(cpu0, cpu_ticks())
     served = log.since_mark()
     result = json.loads(stats.read_text())
@@ -452,6 +458,8 @@ def main() -> None:
     parser.add_argument("--scrapy-limit-s", type=int, default=900)
     parser.add_argument("--timeout", type=float, default=1800, help="per Trawl run")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument("--baseline-root", type=Path, default=None,
+                        help="another checkout (e.g. the main branch) that the run 'baseline' starts")
     args = parser.parse_args()
     if remove_block():
         print("removed a stale trawl-issue-9 block from /etc/hosts")
@@ -470,13 +478,19 @@ def main() -> None:
                 for run in args.runs.split(","):
                     if run == "trawl":
                         results.append(run_trawl(sites, work, args.timeout, log))
+                    elif run == "baseline":
+                        if not args.baseline_root:
+                            sys.exit("--runs baseline needs --baseline-root")
+                        results.append(run_trawl(sites, work, args.timeout, log, args.baseline_root.resolve()))
                     elif run == "scrapy":
                         results.append(run_scrapy(sites, work, args.scrapy_limit_s, log))
                     if results and results[-1]:
                         print_result(results[-1])
                 rates = {r["run"]: r["pages_per_s"] for r in results if r}
-                if len(rates) == 2 and rates.get("scrapy"):
-                    print(f"\ntrawl / scrapy pages/s: {rates['trawl'] / rates['scrapy']:.2f}x")
+                if rates.get("scrapy"):
+                    for name, rate in rates.items():
+                        if name != "scrapy":
+                            print(f"\n{name} / scrapy pages/s: {rate / rates['scrapy']:.2f}x")
             finally:
                 nginx.terminate()
                 nginx.wait(timeout=10)
