@@ -30,8 +30,9 @@ Printed per run: wall time, pages/s, the machine's CPU share (from
 /proc/stat over the run), addresses found / expected, robots-forbidden
 addresses reported, requests at the server (pages, binary files, repeats),
 failed pages by reason, sites with no address; for Trawl also the mean
-number of transfers in flight per worker while it had pages leased (from
-the workers' log lines) against its concurrency. Nothing is asserted.
+number of transfers in flight per worker while it had work (pages leased,
+and its last claim found more), from the workers' log lines, against its
+concurrency. Nothing is asserted.
 """
 
 from __future__ import annotations
@@ -195,7 +196,7 @@ def cpu_share(start: tuple[int, int], end: tuple[int, int]) -> float:
 # ---------------------------------------------------------------- Trawl
 
 IN_FLIGHT_LINE = re.compile(r"visit of job (\S+): (\d+) pages in ([\d.]+) s, ([\d.]+) in flight on average "
-                            r"while pages were leased \(([\d.]+) s\), concurrency (\d+)")
+                            r"while it had work \(([\d.]+) s\), concurrency (\d+)")
 
 
 def http_json(url: str, body: dict | None = None, timeout: float = 30) -> dict:
@@ -320,7 +321,7 @@ def in_flight_view(run_dir: Path) -> str:
         return "no visit lines in the workers' log"
     mean = weighted / leased_s
     return (f"{mean:.1f} of {concurrency} ({mean / concurrency:.0%}) over {visits} job visits, "
-            f"{leased_s:.0f} worker-seconds with pages leased")
+            f"{leased_s:.0f} worker-seconds with work to do")
 
 
 def stop_trawl(server: subprocess.Popen, run_dir: Path) -> None:

@@ -10,7 +10,8 @@ them as real names; one threaded server on 127.0.0.1 answers them all by
 - links to a PDF, a .tar.gz, its .asc signature and a PNG never requested;
 - a host that answers 429 with Retry-After is left alone that long (one
   connection per host, so the next request can only be the one that waited);
-- a calendar that never ends and a nesting relative link are cut off,
+- a calendar that never ends (day, week, month and year links: ~7,700
+  dates within max_depth 30) and a nesting relative link are cut off,
   the cut pages skipped with a "trap:" reason;
 - names that do not exist fail with "DNS: no such host", every page of
   the site, without a retry. They start with a hyphen, which glibc refuses
@@ -42,6 +43,8 @@ RETRY_AFTER_S = 2
 GONE = [f"-gone{k}.com" for k in range(3)]  # refused by the resolver: "no such host"
 BINARIES = ("/files/report.pdf", "/files/pkg-1.0.tar.gz", "/files/pkg-1.0.tar.gz.asc", "/img/logo.png")
 CALENDAR_START = datetime.date(2026, 1, 1)
+CALENDAR_STEPS = (1, 7, 30, 365)  # next day, week, month, year: thousands of dates within 30 links
+MAX_DEPTH = 30
 
 
 def name(i: int) -> str:
@@ -122,7 +125,8 @@ class Sites:
         if host == name(TRAP_SITE) and path.startswith("/cal/"):
             y, m, d = (int(x) for x in path.split("/")[2:5])
             day = (datetime.date(y, m, d) - CALENDAR_START).days
-            return _reply(h, 200, html([calendar_path(day + 1)], "<p>no events</p>"))
+            links = [calendar_path(day + step) for step in CALENDAR_STEPS]
+            return _reply(h, 200, html(links, "<p>no events</p>"))
         if host == name(TRAP_SITE) and path.startswith("/loop/"):
             return _reply(h, 200, html(["next/"], "<p>deeper</p>"))
         body = self.pages.get((host, path))
@@ -190,7 +194,7 @@ def crawl(db, served):
     sites.retry_after_answered.clear()
     gone = [f"http://{host}:{port}{path}" for host in GONE for path in ("/", "/about.html", "/contact.html")]
     seeds = [f"http://{name(i)}:{port}/" for i in range(SITES)] + gone
-    options = JobOptions(urls=seeds, max_depth=60, max_pages=20_000, per_host_connections=1)
+    options = JobOptions(urls=seeds, max_depth=MAX_DEPTH, max_pages=20_000, per_host_connections=1)
     job_id = job_rows.insert_job(db, options)["id"]
     workers = start_workers(db, 2)
     try:
@@ -209,7 +213,9 @@ def test_a_broad_crawl_fetches_every_page_once_and_finds_every_address(crawl):
         for path in sites.page_paths(host):
             expected = 2 if (i, path) == (RETRY_SITE, "/team.html") else 1  # the 429, then the page
             assert sites.hits[(host, path)] == expected, (host, path)
-        assert sites.hits[(host, "/robots.txt")] == 1, host
+        # Once per worker that crawled the site: a host may pass to the other
+        # worker between a commit and the next claim (never while leased).
+        assert 1 <= sites.hits[(host, "/robots.txt")] <= 2, host
     found = set(found_emails(db, job_id))
     assert sites.emails <= found
     assert not found & sites.forbidden
@@ -240,7 +246,9 @@ def test_traps_are_cut_off_with_their_reason(crawl):
     sites, port, job_id, db = crawl
     host = name(TRAP_SITE)
     calendar = [path for (h, path) in sites.hits if h == host and path.startswith("/cal/")]
-    assert 100 <= len(calendar) < 120  # MAX_DIGIT_VARIANTS, then the depth spread
+    # 100 dates (MAX_DIGIT_VARIANTS), then those within 5 more levels: a few
+    # hundred of the ~7,700 the links reach within max_depth.
+    assert 100 <= len(calendar) <= 400
     pages = page_rows(db, job_id)
     reasons = {row["error"] for url, row in pages.items() if row["state"] == "skipped" and host in url}
     assert any(r and r.startswith("trap: more than 100 URLs differ only in digits") for r in reasons)

@@ -245,7 +245,11 @@ class _Timer:
 
 
 class _SlotUsage:
-    """Transfers in flight over a visit, integrated over the time it had pages leased."""
+    """Transfers in flight over a visit, integrated over the time it had work.
+
+    "Had work": pages leased and the last claim found more (not dry), so
+    the tail of a job, when nothing is left to claim, does not count.
+    """
 
     def __init__(self):
         self.started = self.last = time.monotonic()
@@ -321,7 +325,7 @@ class _JobCrawl:
                         self.dry = True
                         reclaim.restart(now)
                 self._poll()
-                self.usage.sample(self.fetcher.in_flight, bool(self.pages))
+                self.usage.sample(self.fetcher.in_flight, bool(self.pages) and not self.dry)
                 if self.outcomes and (len(self.outcomes) >= COMMIT_BATCH or commit.due(now)):
                     self._commit()
                 if self.pages and renew.due(now):
@@ -360,8 +364,8 @@ class _JobCrawl:
 
     def _log_usage(self) -> None:
         if self.usage.leased_s > 0:
-            log.info("visit of job %s: %d pages in %.1f s, %.1f in flight on average while pages were "
-                     "leased (%.1f s), concurrency %d", self.job_id, self.processed, self.usage.elapsed(),
+            log.info("visit of job %s: %d pages in %.1f s, %.1f in flight on average while it had work "
+                     "(%.1f s), concurrency %d", self.job_id, self.processed, self.usage.elapsed(),
                      self.usage.mean_in_flight(), self.usage.leased_s, self.options.concurrency)
 
     def _job_runnable(self) -> bool:
