@@ -59,11 +59,13 @@ def remove_block(path: str = HOSTS_FILE) -> bool:
 
 
 @contextlib.contextmanager
-def hosts_block(names: Iterable[str], address: str = "127.0.0.1", path: str = HOSTS_FILE) -> Iterator[None]:
-    """Map `names` to `address` in /etc/hosts for the duration of the block."""
+def hosts_block(names: Iterable[str], address: str = "127.0.0.1", path: str = HOSTS_FILE,
+                extra: dict[str, str] | None = None) -> Iterator[None]:
+    """Map `names` to `address` (and `extra` names to theirs) in /etc/hosts for the duration of the block."""
     if not os.access(path, os.W_OK):
         raise HostsUnavailable(f"{path} is not writable by this user")
     lines = "".join(f"{address} {name}\n" for name in names)
+    lines += "".join(f"{addr} {name}\n" for name, addr in (extra or {}).items())
     remove_block(path)
     with open(path, encoding="utf-8") as f:
         text = f.read()

@@ -13,6 +13,7 @@ them as real names; one threaded server on 127.0.0.1 answers them all by
 - a calendar that never ends (day, week, month and year links: ~7,700
   dates within max_depth 30) and a nesting relative link are cut off,
   the cut pages skipped with a "trap:" reason;
+- a site whose name has only an IPv6 address is crawled like the others;
 - names that do not exist fail with "DNS: no such host", every page of
   the site, without a retry. They start with a hyphen, which glibc refuses
   before asking any DNS server: no packet leaves the machine.
@@ -24,6 +25,7 @@ one lower bound on a gap between requests is the politeness promise itself.
 from __future__ import annotations
 
 import datetime
+import socket
 import threading
 import time
 from collections import Counter
@@ -38,9 +40,11 @@ from trawl.jobs import JobOptions
 from trawl.store import job_rows
 
 SITES = 200
+V6_ONLY_INDEX = 999  # content like any site's: no robots rule, no special route
 RETRY_SITE, TRAP_SITE = 1, 2
 RETRY_AFTER_S = 2
 GONE = [f"-gone{k}.com" for k in range(3)]  # refused by the resolver: "no such host"
+V6_ONLY = "v6only-shop.com"  # only an IPv6 address in /etc/hosts, served on ::1
 BINARIES = ("/files/report.pdf", "/files/pkg-1.0.tar.gz", "/files/pkg-1.0.tar.gz.asc", "/img/logo.png")
 CALENDAR_START = datetime.date(2026, 1, 1)
 CALENDAR_STEPS = (1, 7, 30, 365)  # next day, week, month, year: thousands of dates within 30 links
@@ -76,9 +80,10 @@ class Sites:
         self.retry_after_answered = threading.Event()
         for i in range(count):
             self._build(i)
+        self._build(V6_ONLY_INDEX, host=V6_ONLY)
 
-    def _build(self, i: int) -> None:
-        host = name(i)
+    def _build(self, i: int, host: str | None = None) -> None:
+        host = host or name(i)
         nav = ["/", "/about.html", "/team.html", "/contact.html", "/blog/"]
         extra = list(BINARIES)
         if i % 10 == 0:
@@ -164,23 +169,34 @@ class _Server(ThreadingHTTPServer):
         pass
 
 
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
 @pytest.fixture(scope="module")
 def served():
     sites = Sites(SITES)
     try:
-        block = hosts_block([name(i) for i in range(SITES)])
+        server6 = _Server6(("::1", 0), _Handler)
+    except OSError as exc:
+        skip_or_fail(f"no IPv6 loopback here: {exc}")
+    server = _Server(("127.0.0.1", server6.server_address[1]), _Handler)  # one port for both
+    try:
+        block = hosts_block([name(i) for i in range(SITES)], extra={V6_ONLY: "::1"})
         block.__enter__()
     except (HostsUnavailable, OSError) as exc:
+        server.server_close()
+        server6.server_close()
         skip_or_fail(f"cannot add names to /etc/hosts here: {exc}")
-    server = _Server(("127.0.0.1", 0), _Handler)
-    server.sites = sites
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
+    for s in (server, server6):
+        s.sites = sites
+        threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     try:
         yield sites, server.server_address[1]
     finally:
-        server.shutdown()
-        server.server_close()
+        for s in (server, server6):
+            s.shutdown()
+            s.server_close()
         block.__exit__(None, None, None)
 
 
@@ -193,7 +209,7 @@ def crawl(db, served):
         sites.times.clear()
     sites.retry_after_answered.clear()
     gone = [f"http://{host}:{port}{path}" for host in GONE for path in ("/", "/about.html", "/contact.html")]
-    seeds = [f"http://{name(i)}:{port}/" for i in range(SITES)] + gone
+    seeds = [f"http://{name(i)}:{port}/" for i in range(SITES)] + [f"http://{V6_ONLY}:{port}/"] + gone
     options = JobOptions(urls=seeds, max_depth=MAX_DEPTH, max_pages=20_000, per_host_connections=1)
     job_id = job_rows.insert_job(db, options)["id"]
     workers = start_workers(db, 2)
@@ -216,6 +232,7 @@ def test_a_broad_crawl_fetches_every_page_once_and_finds_every_address(crawl):
         # Once per worker that crawled the site: a host may pass to the other
         # worker between a commit and the next claim (never while leased).
         assert 1 <= sites.hits[(host, "/robots.txt")] <= 2, host
+    assert {path for (h, path) in sites.hits if h == V6_ONLY} == sites.page_paths(V6_ONLY) | {"/robots.txt"}
     found = set(found_emails(db, job_id))
     assert sites.emails <= found
     assert not found & sites.forbidden
