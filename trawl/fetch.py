@@ -541,9 +541,11 @@ class Fetcher:
         if self._curl_deadline is not None:
             wait = min(wait, self._curl_deadline - time.monotonic())
         events = self._selector.select(max(0.0, wait))
+        woke = False
         for key, mask in events:
             if key.data is _WAKE:
-                continue  # a lookup finished: collected below
+                woke = True  # a lookup finished: collected below
+                continue
             flags = (pycurl.CSELECT_IN if mask & selectors.EVENT_READ else 0) | (
                 pycurl.CSELECT_OUT if mask & selectors.EVENT_WRITE else 0
             )
@@ -551,8 +553,8 @@ class Fetcher:
         if self._curl_deadline is not None and time.monotonic() >= self._curl_deadline:
             self._curl_deadline = None
             self._multi.socket_action(pycurl.SOCKET_TIMEOUT, 0)
-        if self._resolver.waiting:
-            self._resolver.collect()
+        if woke or self._resolver.waiting:
+            self._resolver.collect()  # also drains a late answer's wake-up, or select would spin
         self._collect_finished()
 
     def _collect_finished(self) -> None:
