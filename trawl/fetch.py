@@ -332,6 +332,8 @@ class Fetcher:
         self._next_start: dict[str, float] = {}  # host -> earliest next start
         self._host_delay: dict[str, float] = {}
         self._done: list[FetchResult] = []  # final, not yet handed back
+        self._slot_s = 0.0  # integral of transfers in flight over time, up to _slot_s_at
+        self._slot_s_at = time.monotonic()
 
     # ------------------------------------------------------------- public API
 
@@ -373,6 +375,16 @@ class Fetcher:
     @property
     def in_flight(self) -> int:
         return len(self._active)
+
+    def slot_seconds(self) -> float:
+        """Transfers in flight integrated over time since this Fetcher began (transfer-seconds)."""
+        self._count_slot_time()
+        return self._slot_s
+
+    def _count_slot_time(self) -> None:
+        now = time.monotonic()
+        self._slot_s += len(self._active) * (now - self._slot_s_at)
+        self._slot_s_at = now
 
     @property
     def has_startable(self) -> bool:
@@ -484,6 +496,7 @@ class Fetcher:
         slot.begin(request)
         if addresses:
             slot.pin(request.host, request.port, addresses)
+        self._count_slot_time()
         self._active[slot.curl] = slot
         self._in_flight[request.host] = self._in_flight.get(request.host, 0) + 1
         delay = self._host_delay.get(request.host, self._default_delay)
@@ -497,6 +510,7 @@ class Fetcher:
         return slot
 
     def _release(self, slot: _Slot) -> None:
+        self._count_slot_time()
         del self._active[slot.curl]
         host = slot.request.host
         self._in_flight[host] = self._in_flight.get(host, 1) - 1

@@ -245,7 +245,7 @@ class _Timer:
 
 
 class _SlotUsage:
-    """Transfers in flight over a visit, integrated over the time it had work.
+    """Transfers in flight over a visit (the fetcher's integral), over the time it had work.
 
     "Had work": pages leased and the last claim found more (not dry), so
     the tail of a job, when nothing is left to claim, does not count.
@@ -255,13 +255,14 @@ class _SlotUsage:
         self.started = self.last = time.monotonic()
         self.leased_s = 0.0
         self._integral = 0.0
+        self._slot_s = 0.0
 
-    def sample(self, in_flight: int, leased: bool) -> None:
+    def sample(self, slot_seconds: float, had_work: bool) -> None:
         now = time.monotonic()
-        if leased:
+        if had_work:
             self.leased_s += now - self.last
-            self._integral += in_flight * (now - self.last)
-        self.last = now
+            self._integral += slot_seconds - self._slot_s
+        self.last, self._slot_s = now, slot_seconds
 
     def mean_in_flight(self) -> float:
         return self._integral / self.leased_s if self.leased_s else 0.0
@@ -325,7 +326,7 @@ class _JobCrawl:
                         self.dry = True
                         reclaim.restart(now)
                 self._poll()
-                self.usage.sample(self.fetcher.in_flight, bool(self.pages) and not self.dry)
+                self.usage.sample(self.fetcher.slot_seconds(), bool(self.pages) and not self.dry)
                 if self.outcomes and (len(self.outcomes) >= COMMIT_BATCH or commit.due(now)):
                     self._commit()
                 if self.pages and renew.due(now):
