@@ -18,6 +18,11 @@ back one `FetchResult` per URL when it is final. In between it owns:
   once: its other requests fail with the same reason without a transfer;
 - limits: timeouts, a low-speed limit, at most 5 redirects, HTTP(S) only,
   and a byte cap counted on the decoded body, so a gzip bomb stops at it;
+- TLS: certificates verified against the system CA store (or
+  TRAWL_CA_BUNDLE) unless the job says verify_tls false; SNI; HTTP/2 by
+  ALPN where the server offers it; TLS failures get a readable reason
+  (`tls_reason`) and are final, since a bad certificate does not heal
+  between attempts;
 - the SSRF guard: every socket libcurl opens, for every redirect hop, goes
   through OPENSOCKETFUNCTION, which sees the address actually connected to;
 - decoding: HTML/XHTML/text bodies become `text` (charset from the header,
@@ -99,6 +104,48 @@ def curl_reason(errno: int, errmsg: str) -> str:
     reason = CURL_REASONS.get(errno, "network error")
     return f"{reason} (curl error {errno}: {errmsg})" if errmsg else f"{reason} (curl error {errno})"
 
+HTTP2_AVAILABLE = bool(pycurl.version_info()[4] & pycurl.VERSION_HTTP2)
+# libcurl's TLS error codes; their messages come from the TLS library and
+# are turned into one of a few readable reasons by tls_reason().
+TLS_ERRORS = frozenset(
+    {
+        pycurl.E_SSL_CONNECT_ERROR,  # 35: the handshake failed
+        pycurl.E_SSL_PEER_CERTIFICATE,  # 60 (= CURLE_PEER_FAILED_VERIFICATION)
+        pycurl.E_SSL_CACERT,  # the same number in libcurl >= 7.62
+        pycurl.E_SSL_CIPHER,
+        pycurl.E_SSL_CACERT_BADFILE,
+        pycurl.E_SSL_ISSUER_ERROR,
+        pycurl.E_SSL_INVALIDCERTSTATUS,
+        pycurl.E_SSL_PINNEDPUBKEYNOTMATCH,
+    }
+)
+# (words in libcurl's/OpenSSL's message, the reason we record), first match wins.
+_TLS_REASONS = (
+    ("expired", "TLS: certificate has expired"),
+    ("not yet valid", "TLS: certificate is not yet valid"),
+    ("subject name", "TLS: hostname mismatch"),
+    ("does not match", "TLS: hostname mismatch"),
+    ("self-signed", "TLS: certificate not trusted (self-signed)"),
+    ("self signed", "TLS: certificate not trusted (self-signed)"),
+    ("local issuer", "TLS: certificate not trusted (unknown issuer)"),
+    ("revoked", "TLS: certificate revoked"),
+    ("ca cert", "TLS: the CA bundle cannot be read"),
+    ("cafile", "TLS: the CA bundle cannot be read"),
+)
+
+
+def tls_reason(errno: int, errmsg: str) -> str:
+    """A readable reason for a TLS failure, e.g. "TLS: certificate has expired"."""
+    message = (errmsg or "").lower()
+    for words, reason in _TLS_REASONS:
+        if words in message:
+            return reason
+    if errno == pycurl.E_SSL_CACERT_BADFILE:
+        return "TLS: the CA bundle cannot be read"
+    if errno == pycurl.E_SSL_PEER_CERTIFICATE:
+        return "TLS: certificate not trusted"
+    return "TLS: handshake failed"
+
 
 @dataclass
 class FetchResult:
@@ -112,8 +159,10 @@ class FetchResult:
     attempts: int
     error: str | None
     # "ok" | "http_error" (final 4xx, exhausted 429/5xx) | "failed" (network)
-    # | "refused" (SSRF guard) | "too_large" | "cancelled" | "not_html"
+    # | "refused" (SSRF guard) | "tls" (certificate or handshake: error says
+    # which) | "too_large" | "cancelled" | "not_html"
     outcome: str
+    body: bytes | None = None  # the raw bytes, for requests submitted with raw=True (sitemaps)
 
 
 @dataclass
@@ -126,6 +175,7 @@ class _Request:
     any_type: bool = False  # read the body whatever its Content-Type (robots.txt)
     max_bytes: int | None = None  # None: the fetcher's cap
     truncate: bool = False  # past max_bytes keep what was read, instead of failing
+    raw: bool = False  # any content type; bytes handed back as they are (after Content-Encoding)
 
 
 # ------------------------------------------------------------- one transfer slot
@@ -134,11 +184,12 @@ class _Request:
 class _Slot:
     """One reusable easy handle and the state of the transfer it runs."""
 
-    def __init__(self, settings: Settings, guard: AddressGuard, max_bytes: int):
+    def __init__(self, settings: Settings, guard: AddressGuard, max_bytes: int, verify_tls: bool = True):
         self.guard = guard
         self.max_bytes = max_bytes
         self.curl = pycurl.Curl()
         self._configure(settings)
+        self._configure_tls(settings, verify_tls)
         self.begin(None)
 
     def _configure(self, settings: Settings) -> None:
@@ -161,6 +212,18 @@ class _Slot:
         c.setopt(pycurl.WRITEFUNCTION, self._on_body)
         c.setopt(pycurl.HEADERFUNCTION, self._on_header)
         c.setopt(pycurl.OPENSOCKETFUNCTION, self._on_open_socket)
+
+    def _configure_tls(self, settings: Settings, verify: bool) -> None:
+        c = self.curl
+        # libcurl sends SNI for host names by itself; verifying is explicit so
+        # a build with other defaults cannot silently crawl unverified.
+        c.setopt(pycurl.SSL_VERIFYPEER, 1 if verify else 0)
+        c.setopt(pycurl.SSL_VERIFYHOST, 2 if verify else 0)
+        if settings.ca_bundle:
+            c.setopt(pycurl.CAINFO, settings.ca_bundle)
+        if HTTP2_AVAILABLE:
+            # h2 only when ALPN offers it over TLS; plain http stays HTTP/1.1.
+            c.setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_2TLS)
 
     def begin(self, request: _Request | None) -> None:
         self.request = request
@@ -196,7 +259,7 @@ class _Slot:
 
     def _on_body(self, data: bytes) -> int | None:
         request = self.request
-        if (self.size == 0 and _is_success(self.status) and not request.any_type
+        if (self.size == 0 and _is_success(self.status) and not (request.any_type or request.raw)
                 and not is_text_type(self.content_type)):
             self.not_html = True
             return 0  # abort: no point downloading an image or a PDF
@@ -231,6 +294,8 @@ class _Slot:
         """(outcome, worth retrying, error) of the finished transfer."""
         if errno and self.refused:
             return "refused", False, self.refused
+        if errno in TLS_ERRORS:
+            return "tls", False, tls_reason(errno, errmsg)
         if errno and not (self.too_large or self.not_html or self.truncated):
             return "failed", errno in TRANSIENT_ERRORS, curl_reason(errno, errmsg)
         if self.status in RETRY_STATUSES:
@@ -245,7 +310,8 @@ class _Slot:
 
     def result(self, outcome: str, error: str | None) -> FetchResult:
         request = self.request
-        text = decode_body(b"".join(self.chunks), self.content_type) if outcome == "ok" else None
+        body = b"".join(self.chunks) if outcome == "ok" else None
+        text = decode_body(body, self.content_type) if body is not None and not request.raw else None
         return FetchResult(
             key=request.key,
             url=request.url,
@@ -257,6 +323,7 @@ class _Slot:
             attempts=request.attempts,
             error=error,
             outcome=outcome,
+            body=body if request.raw else None,
         )
 
 
@@ -301,8 +368,10 @@ class Fetcher:
         retry_backoff_s: float = 0.5,
         max_bytes: int | None = None,
         hosts_down: dict[str, str] | None = None,
+        verify_tls: bool = True,
     ):
         self._settings = settings
+        self._verify_tls = verify_tls
         self._guard = AddressGuard(settings.allow_private_networks, allowed_addresses)
         self._max_bytes = max_bytes or settings.max_page_bytes
         self._concurrency = max(1, concurrency)
@@ -335,13 +404,14 @@ class Fetcher:
 
     # ------------------------------------------------------------- public API
 
-    def submit(self, url: str, key: object, *, any_type: bool = False, max_bytes: int | None = None,
-               truncate: bool = False) -> None:
+    def submit(self, url: str, key: object, raw: bool = False, *, any_type: bool = False,
+               max_bytes: int | None = None, truncate: bool = False) -> None:
         """Queue a GET of `url`; its FetchResult carries `key`.
 
-        `any_type` reads the body whatever its Content-Type; `max_bytes`
-        overrides the byte cap, and with `truncate` a longer body is cut
-        there instead of failing (robots.txt: its head is what counts).
+        `raw`: any type, and the bytes are handed back as they are (sitemaps).
+        `any_type` reads the body as text whatever its Content-Type;
+        `max_bytes` overrides the byte cap, and with `truncate` a longer body
+        is cut there instead of failing (robots.txt: its head is what counts).
         """
         try:
             parts = urlsplit(url)
@@ -349,7 +419,8 @@ class Fetcher:
             port = parts.port or _DEFAULT_PORTS.get(parts.scheme.lower(), 80)
         except ValueError:
             parts, host, port = None, "", 80
-        request = _Request(url, key, host, port, any_type=any_type, max_bytes=max_bytes, truncate=truncate)
+        request = _Request(url, key, host, port, raw=raw, any_type=any_type, max_bytes=max_bytes,
+                           truncate=truncate)
         if parts is None or parts.scheme.lower() not in ("http", "https") or not host:
             self._done.append(_early_result(request, "failed", "unsupported URL"))
             return
@@ -503,7 +574,7 @@ class Fetcher:
         self._multi.add_handle(slot.curl)
 
     def _new_slot(self) -> _Slot:
-        slot = _Slot(self._settings, self._guard, self._max_bytes)
+        slot = _Slot(self._settings, self._guard, self._max_bytes, self._verify_tls)
         self._slots.append(slot)
         return slot
 

@@ -34,7 +34,7 @@ from trawl.fetch import FetchResult
 MAX_CRAWL_DELAY_S = 10.0
 ROBOTS_MAX_BYTES = 500 * 1024
 FETCH_OPTIONS = {"any_type": True, "max_bytes": ROBOTS_MAX_BYTES, "truncate": True}
-DISALLOWED = "disallowed by robots.txt"
+REFUSED = "disallowed by robots.txt"  # the error of a page the rules refuse (trawl/store/sites.py)
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _TOO_MANY_REDIRECTS = "too many redirects"
 
@@ -82,8 +82,9 @@ class RobotsPolicy:
         status = result.status
         if result.outcome == "ok" and status and 200 <= status < 300:
             rules.parser = Protego.parse(result.text or "")
-        elif result.outcome == "refused":
-            # The guard refuses the site's pages too, each with its own reason.
+        elif result.outcome in ("refused", "tls"):
+            # The guard (or the TLS check) refuses the site's pages too, each
+            # with its own reason.
             rules.allow_all = True
         elif status and 400 <= status < 500 and status != 429:
             rules.allow_all = True  # unavailable: no rules
@@ -107,12 +108,17 @@ class RobotsPolicy:
             return None
         rules = self._known_rules(url)
         if rules.parser is not None:
-            return None if rules.parser.can_fetch(url, self.user_agent) else DISALLOWED
+            return None if rules.parser.can_fetch(url, self.user_agent) else REFUSED
         return rules.refusal
 
     def allowed(self, url: str) -> bool:
         """May we fetch `url`? Only meaningful once `ready(url)`."""
         return self.refusal(url) is None
+
+    def sitemaps(self, url: str) -> list[str]:
+        """The Sitemap: URLs of `url`'s robots.txt (only meaningful once `ready(url)`)."""
+        rules = self._sites.get(_origin(url))
+        return list(rules.parser.sitemaps) if rules is not None and rules.parser is not None else []
 
     def crawl_delay(self, url: str) -> float | None:
         """Seconds between requests the site asks of us, at most 10 s."""

@@ -12,7 +12,7 @@ killed with SIGKILL loses nothing but time.
 Lock order. Every write transaction here starts by locking the job's row
 (`SELECT ... FOR UPDATE` on MySQL/MariaDB; SQLite's BEGIN IMMEDIATE already
 serialises writers), then touches pages, then emails, then updates the job
-counters. One order for everybody means claims, commits, releases and
+counters, then the sites of the batch (trawl/store/sites.py). One order for everybody means claims, commits, releases and
 sweeps of a job queue behind each other instead of deadlocking (a claim
 holding page locks while a commit holding the job row inserts a link onto
 one of them is the classic SQL-queue deadlock). The transactions are small
@@ -25,12 +25,16 @@ only by the number of rows a conditional statement really changed.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 import time
 from dataclasses import dataclass, field
 
 from trawl.jobs import RUNNABLE, Status, next_status, stored_options
+from trawl.priority import PLAIN_PRIORITY
+from trawl.store import budget as site_budget
+from trawl.store import deliveries, sites
 from trawl.store.database import Database, Session
 from trawl.urls import canonicalize, host_of, registered_domain, url_hash
 
@@ -79,6 +83,7 @@ class NewPage:
     host: str
     site: str
     depth: int
+    priority: int = 0  # claim order, lower first (trawl/priority.py); seeds 0
 
 
 @dataclass
@@ -92,6 +97,10 @@ class PageOutcome:
     error: str | None = None
     links: list[NewPage] = field(default_factory=list)
     emails: dict[str, set[str]] = field(default_factory=dict)
+    # The in-scope URL a redirect landed on, when it differs from page.url:
+    # the same page under its canonical name, stored as skipped so that no
+    # worker fetches it again (see _store_aliases).
+    alias: NewPage | None = None
 
 
 @dataclass
@@ -203,7 +212,9 @@ def expand_seeds(db: Database, job_id: str) -> int:
         if job is None or job["seeded"] or job["status"] not in RUNNABLE:
             return 0
         raw = s.scalar("SELECT seeds FROM jobs WHERE id = ?", (job_id,)) or ""
-        inserted = _insert_pages(s, job_id, seed_pages(raw.splitlines()))
+        seeds = seed_pages(raw.splitlines())
+        inserted = _insert_pages(s, job_id, seeds)
+        sites.create_for_seeds(s, job_id, seeds)
         now = time.time()
         changed = s.execute(
             "UPDATE jobs SET seeded = 1, pages_discovered = pages_discovered + ?, "
@@ -218,7 +229,7 @@ def expand_seeds(db: Database, job_id: str) -> int:
     return db.retrying(run)
 
 
-_PAGE_COLUMNS = ["job_id", "url", "url_hash", "host", "site", "depth", "state"]
+_PAGE_COLUMNS = ["job_id", "url", "url_hash", "host", "site", "depth", "state", "priority"]
 
 
 def _insert_pages(s: Session, job_id: str, pages: list[NewPage]) -> int:
@@ -226,7 +237,7 @@ def _insert_pages(s: Session, job_id: str, pages: list[NewPage]) -> int:
     if not pages:
         return 0
     query = s.dialect.insert_if_absent("pages", _PAGE_COLUMNS)
-    rows = [(job_id, p.url, p.url_hash, p.host, p.site, p.depth, PENDING) for p in pages]
+    rows = [(job_id, p.url, p.url_hash, p.host, p.site, p.depth, PENDING, p.priority) for p in pages]
     return max(0, s.executemany(query, rows))
 
 
@@ -266,11 +277,25 @@ def claim_pages(
         # keeps MariaDB from walking the primary key through every older
         # page when a host filter makes it misjudge the index: measured,
         # 133-394 index reads per claim instead of 15,000.
-        return s.all(
+        # Contact pages first (trawl/priority.py): the few pages below
+        # PLAIN_PRIORITY (seeds, keyword pages) by priority from the
+        # priority indexes, then the rest in discovery order as before. One
+        # ORDER BY priority over all pending pages would make both
+        # databases sort every pending page of the hosts on each claim.
+        now = time.time()
+        rows = s.all(
             "SELECT id, url, url_hash, host, site, depth FROM pages "
-            f"WHERE job_id = ? AND state = 'pending' AND id >= ? AND not_before <= ?{where} "
+            f"WHERE job_id = ? AND state = 'pending' AND priority < ? AND not_before <= ?{where} "
+            f"ORDER BY priority, id LIMIT ?{lock}",
+            (job_id, PLAIN_PRIORITY, now, *args, n),
+        )
+        if len(rows) == n:
+            return rows
+        return rows + s.all(
+            "SELECT id, url, url_hash, host, site, depth FROM pages "
+            f"WHERE job_id = ? AND state = 'pending' AND id >= ? AND not_before <= ? AND priority >= ?{where} "
             f"ORDER BY id LIMIT ?{lock}",
-            (job_id, first, time.time(), *args, n),
+            (job_id, first, now, PLAIN_PRIORITY, *args, n - len(rows)),
         )
 
     def run(s: Session) -> list[ClaimedPage]:
@@ -284,16 +309,25 @@ def claim_pages(
             "SELECT DISTINCT host FROM pages WHERE job_id = ? AND state = 'leased' AND lease_owner <> ?",
             (job_id, owner))}
         preferred = [h for h in dict.fromkeys(prefer_hosts) if h not in taken][:MAX_PREFERRED_HOSTS]
+        # The page budget per site: sites holding their share of leases wait (trawl/store/budget.py).
+        budget, full = site_budget.of_job(job), set()
+        if budget:
+            at_once, leased = site_budget.leased_at_once(job), site_budget.leased_by_site(s, job_id)
+            busy = site_budget.busy_sites(leased, at_once, MAX_PREFERRED_HOSTS)
+        not_busy = f" AND site NOT IN ({_marks(busy)})" if budget and busy else ""
+        busy_args = tuple(busy) if not_busy else ()
         rows = []
         if preferred:
-            rows = select(s, first, f" AND host IN ({_marks(preferred)})", tuple(preferred), limit)
+            rows = select(s, first, f" AND host IN ({_marks(preferred)}){not_busy}", (*preferred, *busy_args), limit)
         if len(rows) < limit:
             avoid = list(taken.union(preferred))
             handover = list(recent.difference(avoid))[:max(0, MAX_AVOIDED_HOSTS - len(avoid))]
-            rows += _new_hosts(s, select, first, avoid + handover, limit - len(rows))
+            rows += _new_hosts(s, select, first, avoid + handover, not_busy, busy_args, limit - len(rows))
             if not rows and handover:  # nothing else to do: better than idling
-                rows = _new_hosts(s, select, first, avoid, limit)
-        if not rows:
+                rows = _new_hosts(s, select, first, avoid, not_busy, busy_args, limit)
+        if budget and rows:
+            rows, full = site_budget.within(s, job_id, rows, budget, at_once, leased)
+        if not rows and not full:
             return []
         now = time.time()
         token = secrets.token_hex(16)
@@ -311,6 +345,10 @@ def claim_pages(
             "updated_at = ? WHERE id = ?",
             (claimed, now, job_id),
         )
+        if budget:
+            skipped = site_budget.record_claims(s, job_id, rows, full)
+            if skipped:
+                s.execute("UPDATE jobs SET pages_skipped = pages_skipped + ? WHERE id = ?", (skipped, job_id))
         _start(s, job_id, job["status"], now)
         return [ClaimedPage(r["id"], r["url"], r["url_hash"], r["host"], r["site"], int(r["depth"]), token)
                 for r in rows]
@@ -318,9 +356,11 @@ def claim_pages(
     return db.retrying(run)
 
 
-def _new_hosts(s: Session, select, first: int, avoid: list[str], limit: int) -> list[dict]:
-    where = f" AND host NOT IN ({_marks(avoid)})" if avoid else ""
-    return _half_of_the_new_hosts(select(s, first, where, tuple(avoid), limit))
+def _new_hosts(s: Session, select, first: int, avoid: list[str], extra_where: str, extra_args: tuple,
+               limit: int) -> list[dict]:
+    """Half of the hosts of the oldest pending pages outside `avoid` (and the site budget's filter)."""
+    where = (f" AND host NOT IN ({_marks(avoid)})" if avoid else "") + extra_where
+    return _half_of_the_new_hosts(select(s, first, where, (*avoid, *extra_args), limit))
 
 
 def _recently_ended_hosts(db: Database, job_id: str, since: float) -> set[str]:
@@ -369,8 +409,11 @@ def release_leases(db: Database, job_id: str, owner: str) -> int:
     """
 
     def run(s: Session) -> int:
-        if _lock_job(s, job_id) is None:
+        job = _lock_job(s, job_id)
+        if job is None:
             return 0
+        if site_budget.of_job(job):
+            site_budget.give_back(s, job_id, "job_id = ? AND state = 'leased' AND lease_owner = ?", (job_id, owner))
         released = s.execute(
             "UPDATE pages SET state = 'pending', lease_owner = NULL, lease_token = NULL, "
             "lease_until = NULL, attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END "
@@ -402,8 +445,10 @@ def sweep_expired_leases(db: Database, now: float | None = None) -> int:
 
     def sweep_job(job_id: str):
         def run(s: Session) -> int:
-            if _lock_job(s, job_id) is None:
+            job = _lock_job(s, job_id)
+            if job is None:
                 return 0
+            lost = sites.pages_failed_by_sweep(s, job_id, now, MAX_LEASE_LOSSES)
             failed = s.execute(
                 "UPDATE pages SET state = 'failed', lease_owner = NULL, lease_token = NULL, "
                 "lease_until = NULL, fetched_at = ?, error = ? WHERE job_id = ? AND state = 'leased' "
@@ -411,6 +456,9 @@ def sweep_expired_leases(db: Database, now: float | None = None) -> int:
                 (now, f"the worker crawling this page was lost {MAX_LEASE_LOSSES} times",
                  job_id, now, MAX_LEASE_LOSSES),
             )
+            if site_budget.of_job(job):
+                site_budget.give_back(s, job_id, "job_id = ? AND state = 'leased' AND lease_until < ?",
+                                      (job_id, now))
             back = s.execute(
                 "UPDATE pages SET state = 'pending', lease_owner = NULL, lease_token = NULL, "
                 "lease_until = NULL WHERE job_id = ? AND state = 'leased' AND lease_until < ?",
@@ -422,6 +470,8 @@ def sweep_expired_leases(db: Database, now: float | None = None) -> int:
                     "pages_failed = pages_failed + ?, version = version + 1, updated_at = ? WHERE id = ?",
                     (failed + back, failed, time.time(), job_id),
                 )
+            if failed:
+                sites.apply_deltas(s, job_id, lost)
             return failed + back
 
         return run
@@ -451,8 +501,11 @@ def commit_batch(db: Database, job_id: str, outcomes: list[PageOutcome], max_pag
         accepted = _write_outcomes(s, outcomes, now)
         report.accepted, report.lost = len(accepted), len(outcomes) - len(accepted)
         room = max_pages - int(job["pages_discovered"])
+        last_id = sites.last_page_id(s) if any(o.links or o.alias for o in accepted) else None
         _store_links(s, job_id, accepted, room, report)
-        report.new_emails = _store_emails(s, job_id, accepted, now)
+        aliased = _store_aliases(s, job_id, accepted, now, report)
+        new_emails = _store_emails(s, job_id, accepted, now)
+        report.new_emails = len(new_emails)
         counts = {state: sum(1 for o in accepted if o.state == state) for state in ENDED_STATES}
         if accepted or report.inserted:
             s.execute(
@@ -460,12 +513,23 @@ def commit_batch(db: Database, job_id: str, outcomes: list[PageOutcome], max_pag
                 "pages_skipped = pages_skipped + ?, pages_in_flight = pages_in_flight - ?, "
                 "pages_discovered = pages_discovered + ?, emails = emails + ?, bytes = bytes + ?, "
                 "version = version + 1, updated_at = ? WHERE id = ?",
-                (counts[DONE], counts[FAILED], counts[SKIPPED], len(accepted), report.inserted,
-                 report.new_emails, sum(o.bytes for o in accepted), now, job_id),
+                (counts[DONE], counts[FAILED], counts[SKIPPED] + sum(aliased.values()), len(accepted),
+                 report.inserted, report.new_emails, sum(o.bytes for o in accepted), now, job_id),
             )
+            _record_sites(s, job_id, accepted, last_id if report.inserted else None, new_emails)
+            if aliased:  # their server answered: the content was fetched under the other name
+                sites.apply_deltas(s, job_id, {site: sites.SiteDelta(skipped=n, reached=n)
+                                               for site, n in aliased.items()})
         return report
 
     return db.retrying(run)
+
+
+def _record_sites(s: Session, job_id: str, accepted: list[PageOutcome], last_id: int | None,
+                  new_emails: dict[str, str]) -> None:
+    """The batch's share of each site's counters and state (trawl/store/sites.py)."""
+    new_pages = sites.new_pages_by_site(s, job_id, last_id) if last_id is not None else {}
+    sites.record_batch(s, job_id, accepted, new_pages, new_emails)
 
 
 def _write_outcomes(s: Session, outcomes: list[PageOutcome], now: float) -> list[PageOutcome]:
@@ -521,8 +585,13 @@ def _store_links(s: Session, job_id: str, accepted: list[PageOutcome], room: int
     links: dict[str, NewPage] = {}
     for o in accepted:
         for link in o.links:
-            if link.url_hash not in links or link.depth < links[link.url_hash].depth:
+            known = links.get(link.url_hash)
+            if known is None:
                 links[link.url_hash] = link
+            elif (link.depth, link.priority) != (known.depth, known.priority):
+                # the smallest depth, and the best priority any page gave it
+                shallow = known if known.depth <= link.depth else link
+                links[link.url_hash] = dataclasses.replace(shallow, priority=min(known.priority, link.priority))
     if not links:
         return
     if len(links) <= room:
@@ -536,21 +605,68 @@ def _store_links(s: Session, job_id: str, accepted: list[PageOutcome], room: int
         if report.inserted >= room:
             report.capped = True
             break
-        report.inserted += max(0, s.execute(query, (job_id, p.url, key, p.host, p.site, p.depth, PENDING)))
+        report.inserted += max(0, s.execute(query, (job_id, p.url, key, p.host, p.site, p.depth, PENDING,
+                                                    p.priority)))
         report.known_hashes.add(key)
     report.capped = report.capped or report.inserted >= room
 
 
-def _store_emails(s: Session, job_id: str, accepted: list[PageOutcome], now: float) -> int:
-    """Insert-if-absent per address; known addresses get pages + n and merged sources."""
-    found: dict[str, list] = {}  # email -> [first_url, pages, sources]
+def _store_aliases(s: Session, job_id: str, accepted: list[PageOutcome], now: float,
+                   report: CommitReport) -> dict[str, int]:
+    """Redirect targets become ended rows: one page, one fetch, whichever name a link uses.
+
+    A target not yet in the table is inserted as skipped; one waiting as
+    pending is skipped in place (its content was just fetched under the
+    other name). A target another worker has leased or already ended is
+    left alone. Returns the rows newly ended per site, counted as skipped;
+    inserted ones are added to report.inserted (they are discovered pages).
+    """
+    aliases = {o.alias.url_hash: (o.alias, o.page.url) for o in accepted if o.alias is not None}
+    if not aliases:
+        return {}
+    report.known_hashes.update(aliases)
+    ended: dict[str, int] = {}
+    for chunk in _chunks(sorted(aliases), _CASE_CHUNK):
+        pending = [r["url_hash"] for r in s.all(
+            f"SELECT url_hash FROM pages WHERE job_id = ? AND state = 'pending' AND url_hash IN ({_marks(chunk)})",
+            (job_id, *chunk))]
+        if pending:
+            sets, args = _case_by_key("url_hash", pending, {"error": [_alias_note(aliases[h][1]) for h in pending]})
+            changed = s.execute(
+                f"UPDATE pages SET state = 'skipped', {sets}, fetched_at = ? WHERE job_id = ? "
+                f"AND state = 'pending' AND url_hash IN ({_marks(pending)})",
+                (*args, now, job_id, *pending))
+            if changed != len(pending):  # read behind the job's row lock
+                raise LeaseConflict(f"{len(pending)} pending redirect targets, {changed} skipped")
+            for key in pending:
+                site = aliases.pop(key)[0].site
+                ended[site] = ended.get(site, 0) + 1
+    query = s.dialect.insert_if_absent("pages", _PAGE_COLUMNS + ["error", "fetched_at"])
+    for key, (p, source) in aliases.items():  # one by one: which of them were new decides the counts
+        if s.execute(query, (job_id, p.url, key, p.host, p.site, p.depth, SKIPPED, p.priority,
+                             _alias_note(source), now)) > 0:
+            report.inserted += 1
+            ended[p.site] = ended.get(p.site, 0) + 1
+    return ended
+
+
+def _alias_note(source_url: str) -> str:
+    return _short(f"same page as {source_url} (redirect): fetched there")
+
+
+def _store_emails(s: Session, job_id: str, accepted: list[PageOutcome], now: float) -> dict[str, str]:
+    """Insert-if-absent per address; known addresses get pages + n and merged sources.
+
+    Returns the new addresses with their sites (the site of the first page showing them).
+    """
+    found: dict[str, list] = {}  # email -> [first_url, pages, sources, site]
     for o in accepted:
         for email, kinds in o.emails.items():
-            entry = found.setdefault(email, [o.page.url, 0, set()])
+            entry = found.setdefault(email, [o.page.url, 0, set(), o.page.site])
             entry[1] += 1
             entry[2].update(kinds)
     if not found:
-        return 0
+        return {}
     existing: dict[str, str] = {}
     for emails in _chunks(sorted(found)):
         for row in s.all(
@@ -558,11 +674,11 @@ def _store_emails(s: Session, job_id: str, accepted: list[PageOutcome], now: flo
             (job_id, *emails),
         ):
             existing[row["email"]] = row["sources"]
-    columns = ["job_id", "email", "domain", "first_url", "pages", "sources", "created_at"]
+    columns = ["job_id", "email", "domain", "first_url", "pages", "sources", "created_at", "site"]
     insert = s.dialect.insert_if_absent("emails", columns)
     missing = [e for e in found if e not in existing]
-    rows = [(job_id, e, e.rpartition("@")[2], found[e][0], found[e][1], _sources(found[e][2]), now)
-            for e in missing]
+    rows = [(job_id, e, e.rpartition("@")[2], found[e][0], found[e][1], _sources(found[e][2]), now,
+             found[e][3]) for e in missing]
     new = max(0, s.executemany(insert, rows)) if rows else 0
     if new != len(missing):
         # Cannot happen behind the job lock; never guess the counts.
@@ -576,7 +692,7 @@ def _store_emails(s: Session, job_id: str, accepted: list[PageOutcome], now: flo
         sets = sets.replace("pages = CASE", "pages = pages + CASE", 1)
         s.execute(f"UPDATE emails SET {sets} WHERE job_id = ? AND email IN ({_marks(chunk)})",
                   (*args, job_id, *chunk))
-    return new
+    return {e: found[e][3] for e in missing}
 
 
 def _sources(kinds) -> str:
@@ -604,11 +720,14 @@ def complete_if_done(db: Database, job_id: str) -> bool:
                 return False
         now = time.time()
         target = next_status(job["status"], "complete")
-        return s.execute(
+        completed = s.execute(
             "UPDATE jobs SET status = ?, started_at = COALESCE(started_at, ?), finished_at = ?, "
             "updated_at = ?, version = version + 1 WHERE id = ? AND status = ?",
             (target.value, now, now, now, job_id, job["status"]),
         ) == 1
+        if completed:
+            deliveries.job_ended(s, job_id, now)
+        return completed
 
     return db.retrying(run)
 
