@@ -11,8 +11,10 @@ Lock-hold times (a debug aid). With TRAWL_DEBUG_LOCK_TIMES=<directory>,
 every write transaction records, per kind (the name of the function that
 ran it: claim_pages, commit_batch, renew_leases, sweep_expired_leases,
 heartbeat, insert_job, ...), how long it waited for the write lock (on
-SQLite: BEGIN IMMEDIATE, which is where a writer queues) and how long it
-held it (BEGIN returned → COMMIT returned). Each process rewrites its own
+SQLite: BEGIN IMMEDIATE, which is where a writer queues), how long its
+statements held it (BEGIN returned → COMMIT called) and how long COMMIT
+took (on SQLite: appending to the WAL under the lock, then, past 1,000 WAL
+pages, a checkpoint that no longer holds it). Each process rewrites its own
 `locktimes-<pid>.json` there at most once a second and at exit;
 `bench/during_crawl.py` merges them into a table. Off, it costs one
 attribute test per transaction.
@@ -60,15 +62,16 @@ class LockTimes:
         self._samples = {}
         self._next_dump = 0.0
 
-    def record(self, kind: str, wait_s: float, hold_s: float | None) -> None:
+    def record(self, kind: str, wait_s: float, hold_s: float | None, commit_s: float | None = None) -> None:
         if os.getpid() != self._pid:
             self._own()
         with self._lock:
             samples = self._samples.setdefault(kind, [])
             if len(samples) < self.MAX_SAMPLES:
-                # [epoch end, wait s, hold s or None]: a reader picks its time window.
-                samples.append([round(time.time(), 4), round(wait_s, 6),
-                                None if hold_s is None else round(hold_s, 6)])
+                # [epoch end, wait, hold, commit] in seconds (None: not known); a
+                # reader picks its time window.
+                samples.append([round(time.time(), 4)] + [
+                    None if x is None else round(x, 6) for x in (wait_s, hold_s, commit_s)])
             due = time.monotonic() >= self._next_dump
         if due:
             self.dump()
@@ -233,23 +236,26 @@ class Database:
             self._release(conn, broken)
 
     @contextlib.contextmanager
-    def transaction(self, kind: str = "other") -> Iterator[Session]:
+    def transaction(self, kind: str = "other", urgent: bool = False) -> Iterator[Session]:
         """One transaction: committed when the block ends, rolled back on error.
 
-        `kind` names it in the lock-hold table (TRAWL_DEBUG_LOCK_TIMES).
+        `kind` names it in the lock-hold table (TRAWL_DEBUG_LOCK_TIMES);
+        `urgent`: a person waits on it, so it asks for the write lock often
+        (see SqliteDialect.begin).
         """
         conn = self._acquire()
         broken = True
         asked = time.perf_counter()
         began = None
         try:
-            self.dialect.begin(conn)
+            self.dialect.begin(conn, urgent)
             began = time.perf_counter()
             yield Session(conn, self.dialect)
+            committing = time.perf_counter()
             conn.commit()
             broken = False
             if self.lock_times:
-                self.lock_times.record(kind, began - asked, time.perf_counter() - began)
+                self.lock_times.record(kind, began - asked, committing - began, time.perf_counter() - committing)
         except BaseException as exc:
             if self.lock_times:  # a wait that ended in "database is locked" counts too
                 self.lock_times.record(kind, (began or time.perf_counter()) - asked,
@@ -264,7 +270,8 @@ class Database:
 
     # -- retries -----------------------------------------------------------
 
-    def retrying(self, fn: Callable[[Session], T], *, write: bool = True, deadline_s: float = 30.0) -> T:
+    def retrying(self, fn: Callable[[Session], T], *, write: bool = True, deadline_s: float = 30.0,
+                 urgent: bool = False, kind: str | None = None) -> T:
         """Run fn(session) in a transaction (or a read), again on retryable errors.
 
         The whole function is re-run, so it must not have side effects
@@ -273,10 +280,10 @@ class Database:
         """
         delay = 0.05
         give_up_at = time.monotonic() + deadline_s
-        kind = fn.__qualname__.split(".")[0]  # claim_pages.<locals>.run -> claim_pages
+        kind = kind or fn.__qualname__.split(".")[0]  # claim_pages.<locals>.run -> claim_pages
         while True:
             try:
-                with (self.transaction(kind) if write else self.read()) as s:
+                with (self.transaction(kind, urgent) if write else self.read()) as s:
                     return fn(s)
             except Exception as exc:
                 if not self.dialect.is_retryable(exc) or time.monotonic() >= give_up_at:
@@ -284,6 +291,29 @@ class Database:
                 log.warning("database busy or gone (%s); retrying in %.2fs", exc, delay)
                 time.sleep(delay * random.uniform(0.5, 1.5))
                 delay = min(delay * 2, 2.0)
+
+    def autocommit(self, fn: Callable[[Session], T], *, deadline_s: float = 30.0) -> T:
+        """Run fn(session) with every statement its own transaction, again on retryable errors.
+
+        For writes that are one statement (a lease renewal, a heartbeat). On
+        SQLite the write lock is then taken and released inside the
+        statement, in C with the GIL released, so neither another thread
+        holding the GIL nor the process being preempted between two Python
+        steps can stretch how long it is held. fn must be safe to re-run.
+        In the lock-hold table the kind ends with `*` and its whole time is
+        shown as wait (SQLite does not tell the two apart).
+        """
+        kind = fn.__qualname__.split(".")[0] + "*"
+
+        def timed(s: Session) -> T:
+            started = time.perf_counter()
+            try:
+                return fn(s)
+            finally:
+                if self.lock_times:
+                    self.lock_times.record(kind, time.perf_counter() - started, None)
+
+        return self.retrying(timed, write=False, deadline_s=deadline_s)
 
     def ping(self) -> None:
         with self.read() as s:

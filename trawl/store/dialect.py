@@ -12,6 +12,7 @@ import contextlib
 import functools
 import re
 import sqlite3
+import time
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
@@ -65,6 +66,9 @@ class Dialect:
     # that serialises its frontier writes). Empty on SQLite, whose BEGIN
     # IMMEDIATE already holds the only write lock there is.
     lock_row = ""
+    # True where one write lock covers the whole database (SQLite): every
+    # writer, a job insert too, waits for any other's transaction to end.
+    one_write_lock = False
 
     def connect(self):
         raise NotImplementedError
@@ -81,12 +85,17 @@ class Dialect:
     def is_duplicate_key(self, exc: BaseException) -> bool:
         raise NotImplementedError
 
-    def begin(self, conn) -> None:
+    def begin(self, conn, urgent: bool = False) -> None:
+        """Start a write transaction; `urgent`: a person waits on it (see SqliteDialect)."""
         raise NotImplementedError
 
     def migration_lock(self, session):
         """Held around migrations so only one process applies them."""
         return contextlib.nullcontext()
+
+
+# How often an urgent SQLite writer (a job insert) tries for the write lock.
+URGENT_POLL_S = 0.0005
 
 
 class SqliteDialect(Dialect):
@@ -97,6 +106,7 @@ class SqliteDialect(Dialect):
         "bigtext": "TEXT",
         "table_opts": "",
     }
+    one_write_lock = True
 
     def __init__(self, target: SqliteTarget, busy_timeout_ms: int = 10_000):
         self.target = target
@@ -130,8 +140,32 @@ class SqliteDialect(Dialect):
     def is_duplicate_key(self, exc: BaseException) -> bool:
         return isinstance(exc, sqlite3.IntegrityError)
 
-    def begin(self, conn) -> None:
-        conn.execute("BEGIN IMMEDIATE")
+    def begin(self, conn, urgent: bool = False) -> None:
+        # The commit that finds the WAL past 1,000 pages copies it into the
+        # database file (a checkpoint, without the write lock but inside
+        # that COMMIT call): milliseconds a job insert must not spend, so
+        # urgent commits leave it to the next other writer.
+        conn.execute(f"PRAGMA wal_autocheckpoint = {0 if urgent else 1000}")
+        if not urgent:
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        # SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20, 25... ms between
+        # tries, so a writer that waits misses the gaps between the workers'
+        # transactions and can wait for several of them in a row. A job insert
+        # tries every URGENT_POLL_S instead, and gets the lock in the first gap.
+        conn.execute("PRAGMA busy_timeout = 0")
+        try:
+            give_up_at = time.monotonic() + self.busy_timeout_ms / 1000
+            while True:
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    return
+                except sqlite3.OperationalError as exc:
+                    if not self.is_retryable(exc) or time.monotonic() >= give_up_at:
+                        raise
+                time.sleep(URGENT_POLL_S)  # a gevent sleep in the web server
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
 
 
 # MySQL error codes that mean "try the whole transaction again".
@@ -208,8 +242,8 @@ class MysqlDialect(Dialect):
 
         return isinstance(exc, pymysql.err.IntegrityError) and bool(exc.args) and exc.args[0] == 1062
 
-    def begin(self, conn) -> None:
-        conn.begin()
+    def begin(self, conn, urgent: bool = False) -> None:
+        conn.begin()  # row locks: nobody queues for the whole database
 
     @contextlib.contextmanager
     def migration_lock(self, session):

@@ -47,6 +47,15 @@ _CHUNK = 400
 # Rows per CASE update: 4 columns x 2 arguments x 100 rows stays far below
 # SQLite's limit on bound parameters.
 _CASE_CHUNK = 100
+# SQLite has one write lock for the whole file, and a job insert waits for
+# it: a commit transaction that has held it this long commits and takes it
+# again for the rest of its batch, after leaving it free for COMMIT_GAP_S
+# (a job insert polls for it every millisecond, see SqliteDialect.begin).
+# Units of such a transaction: this many outcomes, about this many links.
+COMMIT_HOLD_S = 0.004
+COMMIT_GAP_S = 0.002
+_OUTCOMES_PER_STEP = 20
+_LINKS_PER_STEP = 100
 
 
 class LeaseConflict(RuntimeError):
@@ -96,6 +105,15 @@ class CommitReport:
     known_hashes: set[str] = field(default_factory=set)  # links now certainly in the table
     capped: bool = False  # max_pages reached: links offered later will not be stored
     new_emails: int = 0
+
+    def add(self, other: CommitReport) -> None:
+        """Fold in the report of a later transaction of the same batch."""
+        self.accepted += other.accepted
+        self.lost += other.lost
+        self.inserted += other.inserted
+        self.known_hashes |= other.known_hashes
+        self.capped = self.capped or other.capped
+        self.new_emails += other.new_emails
 
 
 def _lock_job(s: Session, job_id: str) -> dict | None:
@@ -322,7 +340,8 @@ def renew_leases(db: Database, job_id: str, owner: str, lease_s: float) -> int:
     """Push the expiry of every lease `owner` holds on the job; returns leases renewed.
 
     A lease that already expired and was swept has no owner any more, so it
-    is not renewed: the page belongs to whoever claims it next.
+    is not renewed: the page belongs to whoever claims it next. One
+    statement, committed on its own (Database.autocommit).
     """
 
     def run(s: Session) -> int:
@@ -331,7 +350,7 @@ def renew_leases(db: Database, job_id: str, owner: str, lease_s: float) -> int:
             (time.time() + lease_s, job_id, owner),
         )
 
-    return db.retrying(run)
+    return db.autocommit(run)
 
 
 def release_leases(db: Database, job_id: str, owner: str) -> int:
@@ -405,26 +424,117 @@ def sweep_expired_leases(db: Database, now: float | None = None) -> int:
 
 
 def commit_batch(db: Database, job_id: str, outcomes: list[PageOutcome], max_pages: int) -> CommitReport:
-    """Write a batch of page outcomes, their new links and emails, and the counters: one transaction.
+    """Write a batch of page outcomes, their new links and emails, and the counters.
 
     Each outcome is written only if its lease token still matches; the
     links and emails of an outcome that lost its lease are dropped with it
     (the page is pending again, and whoever fetches it reports them).
     New pages stop once the job has `max_pages` pages.
+
+    On MySQL/MariaDB the batch is one transaction. On SQLite, whose one
+    write lock blocks every other writer (a job insert included), the batch
+    is written in as many transactions as it takes for none of them to hold
+    the lock much longer than COMMIT_HOLD_S, with the lock left free for
+    COMMIT_GAP_S between them. Each of those transactions is whole on its
+    own: it locks the job row, checks the tokens of its outcomes, writes
+    them with their links and emails and moves the counters by what it
+    changed, so a crash between two of them loses nothing (the outcomes not
+    written yet are still leased, and their pages are fetched again).
+    """
+    split = db.dialect.one_write_lock
+    steps = _plan_steps(outcomes, split)
+    report = CommitReport()
+    done_steps = 0
+    while done_steps < len(steps):
+        if done_steps:
+            time.sleep(COMMIT_GAP_S)  # a writer polling for the lock gets it now
+        part, used = db.retrying(_commit_steps(job_id, steps[done_steps:], max_pages,
+                                               COMMIT_HOLD_S if split else None), kind="commit_batch")
+        report.add(part)
+        done_steps += used
+    return report
+
+
+@dataclass
+class _Step:
+    """A unit of a commit: whole outcomes with their links, or early links of one big outcome.
+
+    `links` maps an outcome (by position in `outcomes`) to the links this
+    step stores for it. A links-only step (`write` False) stores them only
+    if the outcome's lease still holds; the outcome itself, and the rest of
+    its links, come in a later step.
     """
 
-    def run(s: Session) -> CommitReport:
+    outcomes: list[PageOutcome]
+    links: list[list[NewPage]]
+    write: bool = True
+
+
+def _plan_steps(outcomes: list[PageOutcome], split: bool) -> list[_Step]:
+    """Steps of at most _OUTCOMES_PER_STEP outcomes and about _LINKS_PER_STEP links each.
+
+    A link offered by several outcomes of the batch gets the smallest of
+    their depths wherever it is stored, as if the batch were one step.
+    """
+    best: dict[str, NewPage] = {}
+    for o in outcomes:
+        for lk in o.links:
+            if lk.url_hash not in best or lk.depth < best[lk.url_hash].depth:
+                best[lk.url_hash] = lk
+    links_of = [[best[lk.url_hash] for lk in o.links] for o in outcomes]
+    if not split:
+        return [_Step(list(outcomes), links_of)] if outcomes else []
+    steps: list[_Step] = []
+    current = _Step([], [])
+    weight = 0
+    for o, links in zip(outcomes, links_of):
+        while len(links) > _LINKS_PER_STEP:  # a page with very many links: early chunks first
+            steps.append(_Step([o], [links[:_LINKS_PER_STEP]], write=False))
+            links = links[_LINKS_PER_STEP:]
+        if current.outcomes and (len(current.outcomes) >= _OUTCOMES_PER_STEP
+                                 or weight + len(links) > _LINKS_PER_STEP):
+            steps.append(current)
+            current, weight = _Step([], []), 0
+        current.outcomes.append(o)
+        current.links.append(links)
+        weight += len(links)
+    if current.outcomes:
+        steps.append(current)
+    return steps
+
+
+def _commit_steps(job_id: str, steps: list[_Step], max_pages: int, hold_s: float | None):
+    """One transaction: steps in order until it has held the lock `hold_s` (at least one step).
+
+    Returns (what it wrote, how many steps). Re-run whole by db.retrying.
+    """
+
+    def run(s: Session) -> tuple[CommitReport, int]:
+        began = time.perf_counter()
         report = CommitReport()
         job = _lock_job(s, job_id)
         if job is None:
-            report.lost = len(outcomes)
-            return report
+            report.lost = sum(len(step.outcomes) for step in steps if step.write)
+            return report, len(steps)
         now = time.time()
-        accepted = _write_outcomes(s, outcomes, now)
-        report.accepted, report.lost = len(accepted), len(outcomes) - len(accepted)
         room = max_pages - int(job["pages_discovered"])
-        _store_links(s, job_id, accepted, room, report)
-        report.new_emails = _store_emails(s, job_id, accepted, now)
+        accepted: list[PageOutcome] = []
+        used = 0
+        for step in steps:
+            used += 1
+            if step.write:
+                written = _write_outcomes(s, step.outcomes, now)
+                report.lost += len(step.outcomes) - len(written)
+                keep = {id(o) for o in written}
+                links = [lk for o, ls in zip(step.outcomes, step.links) if id(o) in keep for lk in ls]
+                _store_links(s, job_id, links, room - report.inserted, report)
+                report.new_emails += _store_emails(s, job_id, written, now)
+                accepted += written
+            elif _lease_holds(s, step.outcomes[0].page):
+                _store_links(s, job_id, step.links[0], room - report.inserted, report)
+            if hold_s is not None and time.perf_counter() - began >= hold_s:
+                break
+        report.accepted = len(accepted)
         counts = {state: sum(1 for o in accepted if o.state == state) for state in ENDED_STATES}
         if accepted or report.inserted:
             s.execute(
@@ -435,9 +545,14 @@ def commit_batch(db: Database, job_id: str, outcomes: list[PageOutcome], max_pag
                 (counts[DONE], counts[FAILED], counts[SKIPPED], len(accepted), report.inserted,
                  report.new_emails, sum(o.bytes for o in accepted), now, job_id),
             )
-        return report
+        return report, used
 
-    return db.retrying(run)
+    return run
+
+
+def _lease_holds(s: Session, page: ClaimedPage) -> bool:
+    token = s.scalar("SELECT lease_token FROM pages WHERE id = ? AND state = 'leased'", (page.id,))
+    return token == page.token
 
 
 def _write_outcomes(s: Session, outcomes: list[PageOutcome], now: float) -> list[PageOutcome]:
@@ -488,29 +603,30 @@ def _case_by_key(key: str, keys: list, columns: dict[str, list]) -> tuple[str, l
     return ", ".join(sets), args
 
 
-def _store_links(s: Session, job_id: str, accepted: list[PageOutcome], room: int,
-                 report: CommitReport) -> None:
+def _store_links(s: Session, job_id: str, offered: list[NewPage], room: int, report: CommitReport) -> None:
+    """Insert-if-absent the offered links while the job has room; counts into `report`."""
     links: dict[str, NewPage] = {}
-    for o in accepted:
-        for link in o.links:
-            if link.url_hash not in links or link.depth < links[link.url_hash].depth:
-                links[link.url_hash] = link
+    for link in offered:
+        if link.url_hash not in links or link.depth < links[link.url_hash].depth:
+            links[link.url_hash] = link
     if not links:
         return
     if len(links) <= room:
-        report.inserted = _insert_pages(s, job_id, list(links.values()))
+        report.inserted += _insert_pages(s, job_id, list(links.values()))
         report.known_hashes.update(links)
         return
     # Fewer free places than candidates: one at a time, so the cap is exact
     # and links that already have a row are not counted against it.
     query = s.dialect.insert_if_absent("pages", _PAGE_COLUMNS)
+    inserted = 0
     for key, p in links.items():
-        if report.inserted >= room:
+        if inserted >= room:
             report.capped = True
             break
-        report.inserted += max(0, s.execute(query, (job_id, p.url, key, p.host, p.site, p.depth, PENDING)))
+        inserted += max(0, s.execute(query, (job_id, p.url, key, p.host, p.site, p.depth, PENDING)))
         report.known_hashes.add(key)
-    report.capped = report.capped or report.inserted >= room
+    report.inserted += inserted
+    report.capped = report.capped or inserted >= room
 
 
 def _store_emails(s: Session, job_id: str, accepted: list[PageOutcome], now: float) -> int:
