@@ -56,6 +56,7 @@ COMMIT_HOLD_S = 0.004
 COMMIT_GAP_S = 0.002
 _OUTCOMES_PER_STEP = 20
 _LINKS_PER_STEP = 100
+_SEED_CHUNK = 200
 
 
 class LeaseConflict(RuntimeError):
@@ -202,32 +203,51 @@ def seed_pages(raw_seeds: list[str]) -> list[NewPage]:
 
 
 def expand_seeds(db: Database, job_id: str) -> int:
-    """Turn a job's raw seed list into depth-0 pages, once; returns pages inserted.
+    """Turn a job's raw seed list into depth-0 pages, once; returns pages this call inserted.
 
-    The page inserts and `seeded = 1` share one transaction behind the job's
-    row lock, and `seeded` is set conditionally, so concurrent workers
-    expand a job exactly once. Seeds are not limited by max_pages: the
+    The seeds are made canonical before any lock is taken (10,000 of them
+    cost ~150 ms of Python, the first call also loads the public suffix
+    list), then inserted _SEED_CHUNK at a time, each chunk a transaction
+    behind the job's row lock that counts what it inserted; the last one
+    sets `seeded = 1`, conditionally. Inserts are if-absent on (job_id,
+    url_hash), so workers expanding the same job at once insert each seed
+    once and the counters stay exact; a job paused half-way is expanded
+    further when it runs again. Seeds are not limited by max_pages: the
     person asked for each of them.
     """
+    with db.read() as s:
+        raw = s.scalar("SELECT seeds FROM jobs WHERE id = ? AND seeded = 0", (job_id,))
+    if raw is None:
+        return 0
+    chunks = list(_chunks(seed_pages(raw.splitlines()), _SEED_CHUNK)) or [[]]
+    inserted = 0
+    for number, chunk in enumerate(chunks, 1):
+        added = db.retrying(_expand_chunk(job_id, chunk, last=number == len(chunks)), kind="expand_seeds")
+        if added is None:  # seeded meanwhile by another worker, or no longer runnable
+            break
+        inserted += added
+    return inserted
 
-    def run(s: Session) -> int:
+
+def _expand_chunk(job_id: str, pages: list[NewPage], last: bool):
+    def run(s: Session) -> int | None:
         job = _lock_job(s, job_id)
         if job is None or job["seeded"] or job["status"] not in RUNNABLE:
-            return 0
-        raw = s.scalar("SELECT seeds FROM jobs WHERE id = ?", (job_id,)) or ""
-        inserted = _insert_pages(s, job_id, seed_pages(raw.splitlines()))
+            return None
+        inserted = _insert_pages(s, job_id, pages)
         now = time.time()
         changed = s.execute(
-            "UPDATE jobs SET seeded = 1, pages_discovered = pages_discovered + ?, "
+            "UPDATE jobs SET seeded = ?, pages_discovered = pages_discovered + ?, "
             "version = version + 1, updated_at = ? WHERE id = ? AND seeded = 0",
-            (inserted, now, job_id),
+            (1 if last else 0, inserted, now, job_id),
         )
         if not changed:  # cannot happen under the row lock; never count twice
             raise RuntimeError(f"job {job_id} was seeded concurrently")
-        _start(s, job_id, job["status"], now)
+        if last:
+            _start(s, job_id, job["status"], now)
         return inserted
 
-    return db.retrying(run)
+    return run
 
 
 _PAGE_COLUMNS = ["job_id", "url", "url_hash", "host", "site", "depth", "state"]
