@@ -16,7 +16,9 @@ counters. One order for everybody means claims, commits, releases and
 sweeps of a job queue behind each other instead of deadlocking (a claim
 holding page locks while a commit holding the job row inserts a link onto
 one of them is the classic SQL-queue deadlock). The transactions are small
-(one batch), and the rare 1213/1205 still goes through `db.retrying`.
+(one batch; on SQLite, whose one write lock a job insert waits for, a few
+milliseconds of it: see `commit_batch`), and the rare 1213/1205 still goes
+through `db.retrying`.
 
 Counters. The job's `pages_*`, `emails`, `bytes` change only here, each time
 in one UPDATE that also bumps `version` (the progress ETag and SSE id), and
@@ -50,7 +52,7 @@ _CASE_CHUNK = 100
 # SQLite has one write lock for the whole file, and a job insert waits for
 # it: a commit transaction that has held it this long commits and takes it
 # again for the rest of its batch, after leaving it free for COMMIT_GAP_S
-# (a job insert polls for it every millisecond, see SqliteDialect.begin).
+# (a job insert polls for it every 0.5 ms, see SqliteDialect.begin).
 # Units of such a transaction: this many outcomes, about this many links.
 COMMIT_HOLD_S = 0.004
 COMMIT_GAP_S = 0.002
