@@ -133,7 +133,7 @@ def read_lock_times(directory: Path, since: float, until: float) -> dict[str, di
 
 def print_lock_table(label: str, merged: dict) -> None:
     print(f"\nlock table, {label} (ms; wait: BEGIN until the write lock was ours; hold: BEGIN → COMMIT "
-          "called; commit: the COMMIT call, WAL append under the lock + any checkpoint after it; "
+          "called; commit: the COMMIT call, WAL append under the lock; checkpoint: WAL copies, no lock; "
           "kind*: one autocommit statement, whole time shown as wait)")
     head = "".join(f" {m + ' p50':>10s} {'p99':>6s} {'max':>6s}" for m in ("wait", "hold", "commit"))
     print(f"  {'kind':22s} {'n':>5s}{head}")

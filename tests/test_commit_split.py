@@ -147,7 +147,7 @@ def test_an_urgent_insert_waits_for_a_held_sqlite_lock_then_succeeds(tmp_path):
     assert job_rows.load_job(db, row["id"])["status"] == "queued"
     with db.read() as s:  # the pooled connection got its normal busy timeout back
         assert s.scalar("PRAGMA busy_timeout") == db.dialect.busy_timeout_ms
-        assert s.scalar("PRAGMA wal_autocheckpoint") == 0  # left to the next non-urgent writer
+        assert s.scalar("PRAGMA wal_autocheckpoint") == 0  # checkpoints: SqliteDialect.after_commit
     db.close()
 
 

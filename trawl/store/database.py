@@ -13,8 +13,8 @@ ran it: claim_pages, commit_batch, renew_leases, sweep_expired_leases,
 heartbeat, insert_job, ...), how long it waited for the write lock (on
 SQLite: BEGIN IMMEDIATE, which is where a writer queues), how long its
 statements held it (BEGIN returned → COMMIT called) and how long COMMIT
-took (on SQLite: appending to the WAL under the lock, then, past 1,000 WAL
-pages, a checkpoint that no longer holds it). Each process rewrites its own
+took (on SQLite: appending to the WAL, under the lock); `checkpoint` rows
+are the WAL copies of SqliteDialect.after_commit, which hold no lock. Each process rewrites its own
 `locktimes-<pid>.json` there at most once a second and at exit;
 `bench/during_crawl.py` merges them into a table. Off, it costs one
 attribute test per transaction.
@@ -256,6 +256,9 @@ class Database:
             broken = False
             if self.lock_times:
                 self.lock_times.record(kind, began - asked, committing - began, time.perf_counter() - committing)
+            checkpoint_s = self.dialect.after_commit(conn, urgent)
+            if checkpoint_s is not None and self.lock_times:
+                self.lock_times.record("checkpoint", 0.0, None, checkpoint_s)
         except BaseException as exc:
             if self.lock_times:  # a wait that ended in "database is locked" counts too
                 self.lock_times.record(kind, (began or time.perf_counter()) - asked,

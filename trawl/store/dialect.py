@@ -89,6 +89,10 @@ class Dialect:
         """Start a write transaction; `urgent`: a person waits on it (see SqliteDialect)."""
         raise NotImplementedError
 
+    def after_commit(self, conn, urgent: bool = False) -> float | None:
+        """Housekeeping after a write transaction's COMMIT; seconds spent, or None."""
+        return None
+
     def migration_lock(self, session):
         """Held around migrations so only one process applies them."""
         return contextlib.nullcontext()
@@ -96,6 +100,8 @@ class Dialect:
 
 # How often an urgent SQLite writer (a job insert) tries for the write lock.
 URGENT_POLL_S = 0.0005
+# How often each process copies SQLite's WAL into the database file.
+CHECKPOINT_EVERY_S = 1.0
 
 
 class SqliteDialect(Dialect):
@@ -111,6 +117,7 @@ class SqliteDialect(Dialect):
     def __init__(self, target: SqliteTarget, busy_timeout_ms: int = 10_000):
         self.target = target
         self.busy_timeout_ms = busy_timeout_ms
+        self._next_checkpoint = 0.0
 
     def connect(self):
         # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, so a write
@@ -126,7 +133,29 @@ class SqliteDialect(Dialect):
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute(f"PRAGMA busy_timeout={self.busy_timeout_ms}")
         conn.execute("PRAGMA foreign_keys=OFF")
+        # No checkpoint inside COMMIT (see after_commit).
+        conn.execute("PRAGMA wal_autocheckpoint=0")
         return conn
+
+    def after_commit(self, conn, urgent: bool = False) -> float | None:
+        """Copy the WAL into the database file, at most every CHECKPOINT_EVERY_S per process.
+
+        SQLite's own rule (every COMMIT that finds the WAL past 1,000 pages
+        checkpoints) made every commit of a busy crawl checkpoint, fsync
+        included, because the WAL never gets back to empty while readers
+        come and go: 10-20 ms per COMMIT on a loaded disk. A passive
+        checkpoint does not hold the write lock, but it is time the caller
+        waits for, so urgent writers (a job insert) never run it. Returns
+        the seconds it took, or None when it was not due.
+        """
+        now = time.monotonic()
+        if urgent or now < self._next_checkpoint:
+            return None
+        self._next_checkpoint = now + CHECKPOINT_EVERY_S
+        started = time.perf_counter()
+        with contextlib.suppress(sqlite3.OperationalError):
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        return time.perf_counter() - started
 
     def insert_if_absent(self, table: str, columns: list[str]) -> str:
         marks = ", ".join("?" for _ in columns)
@@ -141,11 +170,6 @@ class SqliteDialect(Dialect):
         return isinstance(exc, sqlite3.IntegrityError)
 
     def begin(self, conn, urgent: bool = False) -> None:
-        # The commit that finds the WAL past 1,000 pages copies it into the
-        # database file (a checkpoint, without the write lock but inside
-        # that COMMIT call): milliseconds a job insert must not spend, so
-        # urgent commits leave it to the next other writer.
-        conn.execute(f"PRAGMA wal_autocheckpoint = {0 if urgent else 1000}")
         if not urgent:
             conn.execute("BEGIN IMMEDIATE")
             return
