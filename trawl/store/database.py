@@ -14,10 +14,10 @@ heartbeat, insert_job, ...), how long it waited for the write lock (on
 SQLite: BEGIN IMMEDIATE, which is where a writer queues), how long its
 statements held it (BEGIN returned → COMMIT called) and how long COMMIT
 took (on SQLite: appending to the WAL, under the lock); `checkpoint` rows
-are the WAL copies of SqliteDialect.after_commit, which hold no lock. Each process rewrites its own
-`locktimes-<pid>.json` there at most once a second and at exit;
-`bench/during_crawl.py` merges them into a table. Off, it costs one
-attribute test per transaction.
+are the WAL copies of SqliteDialect.after_commit, which hold no lock.
+Each process rewrites its own `locktimes-<pid>.json` there at most once a
+second and at exit; `bench/during_crawl.py` merges them into a table.
+Off, it costs one attribute test per transaction.
 """
 
 from __future__ import annotations
@@ -255,7 +255,8 @@ class Database:
             conn.commit()
             broken = False
             if self.lock_times:
-                self.lock_times.record(kind, began - asked, committing - began, time.perf_counter() - committing)
+                self.lock_times.record(kind, began - asked, committing - began,
+                                       time.perf_counter() - committing)
             checkpoint_s = self.dialect.after_commit(conn, urgent)
             if checkpoint_s is not None and self.lock_times:
                 self.lock_times.record("checkpoint", 0.0, None, checkpoint_s)

@@ -157,7 +157,7 @@ def apply_action(db: Database, job_id: str, action: str, error: str | None = Non
             raise TransitionRefused(current, action)
         return get_job(s, job_id)
 
-    return db.retrying(run)
+    return db.retrying(run, urgent=True)  # a person clicked: see insert_job
 
 
 def delete_job(db: Database, job_id: str) -> None:
