@@ -1,4 +1,4 @@
-"""Batch commits and seed expansions split into several transactions (SQLite's lock-hold bound).
+"""Commit batches split into several transactions (SQLite's lock-hold bound), on both databases.
 
 On SQLite `commit_batch` writes a batch in transactions that each hold the
 write lock about COMMIT_HOLD_S; here the bound is 0, so every step is a
@@ -6,8 +6,7 @@ transaction of its own, and MariaDB is made to split the same way (its
 dialect says one_write_lock = False, but the code must be correct either
 way). Each transaction bumps the job's version once, which is how these
 tests see that a batch really was split. Correctness must not change:
-every outcome exactly once, counters exact, a lost lease drops its links;
-and seeds expanded chunk by chunk still count once, whoever races.
+every outcome exactly once, counters exact, a lost lease drops its links.
 """
 
 from __future__ import annotations
@@ -151,44 +150,21 @@ def test_an_urgent_insert_waits_for_a_held_sqlite_lock_then_succeeds(tmp_path):
     db.close()
 
 
-def test_seeds_expanded_in_several_transactions_by_racing_workers_count_once(db, monkeypatch):
-    monkeypatch.setattr(frontier, "_SEED_CHUNK", 3)
-    seeds = [f"http://h{i}.example.com/" for i in range(20)]
-    job_id = job_rows.insert_job(db, JobOptions(urls=seeds))["id"]
-    results = []
-    threads = [threading.Thread(target=lambda: results.append(frontier.expand_seeds(db, job_id)))
-               for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sum(results) == 20
-    row = job(db, job_id)
-    assert (row["seeded"], row["status"], row["pages_discovered"]) == (1, "running", 20)
-    assert frontier.expand_seeds(db, job_id) == 0
-    assert_counters_match_rows(db, job_id)
 
+def test_site_counters_and_states_stay_exact_when_batches_split(split):
+    from tests import test_sites
 
-def test_a_job_paused_while_its_seeds_expand_is_expanded_further_when_resumed(db, monkeypatch):
-    monkeypatch.setattr(frontier, "_SEED_CHUNK", 2)
-    job_id = job_rows.insert_job(db, JobOptions(urls=[f"http://h{i}.example.com/" for i in range(5)]))["id"]
-    real = frontier._expand_chunk
-    chunks = []
-
-    def pause_before_the_second_chunk(jid, pages, last):
-        if len(chunks) == 1:
-            job_rows.apply_action(db, jid, "pause")  # between two transactions of the expansion
-        chunks.append(len(pages))
-        return real(jid, pages, last)
-
-    monkeypatch.setattr(frontier, "_expand_chunk", pause_before_the_second_chunk)
-    assert frontier.expand_seeds(db, job_id) == 2
-    row = job(db, job_id)
-    assert (row["seeded"], row["status"], row["pages_discovered"]) == (0, "paused", 2)
-    assert frontier.claim_pages(db, job_id, "w1", 10, lease_s=30) == []
-    monkeypatch.setattr(frontier, "_expand_chunk", real)
-    job_rows.apply_action(db, job_id, "resume")
-    assert frontier.expand_seeds(db, job_id) == 3
-    row = job(db, job_id)
-    assert (row["seeded"], row["pages_discovered"]) == (1, 5)
+    test_sites.test_batches_move_counters_states_and_own_domain_addresses(split)
+    db = split
+    seeds = [f"http://h{i}.example{i % 3}.org/" for i in range(9)]
+    job_id = test_sites.new_job(db, seeds)
+    pages = test_sites.claim_all(db, job_id)
+    version = job(db, job_id)["version"]
+    frontier.commit_batch(db, job_id, [
+        test_sites.outcome(p, links=[test_sites.link(p, f"{url}c{k}") for k in range(3)],
+                           emails={f"a{n}@example{n % 3}.org": {"text"}, "x@example0.org": {"mailto"}})
+        for n, (url, p) in enumerate(sorted(pages.items()))
+    ], max_pages=100)
+    assert job(db, job_id)["version"] - version >= 3, "the batch was not split"
+    test_sites.assert_sites_match_rows(db, job_id)
     assert_counters_match_rows(db, job_id)

@@ -69,6 +69,10 @@ class Dialect:
     # True where one write lock covers the whole database (SQLite): every
     # writer, a job insert too, waits for any other's transaction to end.
     one_write_lock = False
+    # After a table name: read it by primary key only, for a query whose
+    # range on the key is narrow while an index on another column looks
+    # selective to the planner (sites.new_pages_by_site).
+    primary_key_only = ""
 
     def connect(self):
         raise NotImplementedError
@@ -106,6 +110,7 @@ CHECKPOINT_EVERY_S = 1.0
 
 class SqliteDialect(Dialect):
     name = "sqlite"
+    primary_key_only = " NOT INDEXED"  # rowid lookups stay allowed
     ddl = {
         "pk": "INTEGER PRIMARY KEY AUTOINCREMENT",
         "text": "TEXT",
@@ -213,6 +218,7 @@ class MysqlDialect(Dialect):
     }
     lock_for_claim = " FOR UPDATE SKIP LOCKED"
     lock_row = " FOR UPDATE"
+    primary_key_only = " FORCE INDEX (PRIMARY)"
 
     def __init__(self, target: MysqlTarget, connect_timeout_s: float = 5.0):
         self.target = target

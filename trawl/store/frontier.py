@@ -12,7 +12,7 @@ killed with SIGKILL loses nothing but time.
 Lock order. Every write transaction here starts by locking the job's row
 (`SELECT ... FOR UPDATE` on MySQL/MariaDB; SQLite's BEGIN IMMEDIATE already
 serialises writers), then touches pages, then emails, then updates the job
-counters. One order for everybody means claims, commits, releases and
+counters, then the sites of the batch (trawl/store/sites.py). One order for everybody means claims, commits, releases and
 sweeps of a job queue behind each other instead of deadlocking (a claim
 holding page locks while a commit holding the job row inserts a link onto
 one of them is the classic SQL-queue deadlock). The transactions are small
@@ -27,12 +27,16 @@ only by the number of rows a conditional statement really changed.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 import time
 from dataclasses import dataclass, field
 
 from trawl.jobs import RUNNABLE, Status, next_status, stored_options
+from trawl.priority import PLAIN_PRIORITY
+from trawl.store import budget as site_budget
+from trawl.store import deliveries, sites
 from trawl.store.database import Database, Session
 from trawl.urls import canonicalize, host_of, registered_domain, url_hash
 
@@ -58,7 +62,6 @@ COMMIT_HOLD_S = 0.004
 COMMIT_GAP_S = 0.002
 _OUTCOMES_PER_STEP = 20
 _LINKS_PER_STEP = 100
-_SEED_CHUNK = 200
 
 
 class LeaseConflict(RuntimeError):
@@ -85,6 +88,7 @@ class NewPage:
     host: str
     site: str
     depth: int
+    priority: int = 0  # claim order, lower first (trawl/priority.py); seeds 0
 
 
 @dataclass
@@ -98,6 +102,10 @@ class PageOutcome:
     error: str | None = None
     links: list[NewPage] = field(default_factory=list)
     emails: dict[str, set[str]] = field(default_factory=dict)
+    # The in-scope URL a redirect landed on, when it differs from page.url:
+    # the same page under its canonical name, stored as skipped so that no
+    # worker fetches it again (see _store_aliases).
+    alias: NewPage | None = None
 
 
 @dataclass
@@ -205,54 +213,43 @@ def seed_pages(raw_seeds: list[str]) -> list[NewPage]:
 
 
 def expand_seeds(db: Database, job_id: str) -> int:
-    """Turn a job's raw seed list into depth-0 pages, once; returns pages this call inserted.
+    """Turn a job's raw seed list into depth-0 pages, once; returns pages inserted.
 
-    The seeds are made canonical before any lock is taken (10,000 of them
-    cost ~150 ms of Python, the first call also loads the public suffix
-    list), then inserted _SEED_CHUNK at a time, each chunk a transaction
-    behind the job's row lock that counts what it inserted; the last one
-    sets `seeded = 1`, conditionally. Inserts are if-absent on (job_id,
-    url_hash), so workers expanding the same job at once insert each seed
-    once and the counters stay exact; a job paused half-way is expanded
-    further when it runs again. Seeds are not limited by max_pages: the
-    person asked for each of them.
+    The page inserts and `seeded = 1` share one transaction behind the job's
+    row lock, and `seeded` is set conditionally, so concurrent workers
+    expand a job exactly once. The seeds are made canonical before that
+    lock is taken: 10,000 of them cost ~150 ms of Python (the first call
+    also loads the public suffix list), which SQLite's one write lock must
+    not wait for. Seeds are not limited by max_pages: the person asked for
+    each of them.
     """
     with db.read() as s:
         raw = s.scalar("SELECT seeds FROM jobs WHERE id = ? AND seeded = 0", (job_id,))
     if raw is None:
         return 0
-    chunks = list(_chunks(seed_pages(raw.splitlines()), _SEED_CHUNK)) or [[]]
-    inserted = 0
-    for number, chunk in enumerate(chunks, 1):
-        added = db.retrying(_expand_chunk(job_id, chunk, last=number == len(chunks)), kind="expand_seeds")
-        if added is None:  # seeded meanwhile by another worker, or no longer runnable
-            break
-        inserted += added
-    return inserted
+    seeds = seed_pages(raw.splitlines())
 
-
-def _expand_chunk(job_id: str, pages: list[NewPage], last: bool):
-    def run(s: Session) -> int | None:
+    def run(s: Session) -> int:
         job = _lock_job(s, job_id)
         if job is None or job["seeded"] or job["status"] not in RUNNABLE:
-            return None
-        inserted = _insert_pages(s, job_id, pages)
+            return 0
+        inserted = _insert_pages(s, job_id, seeds)
+        sites.create_for_seeds(s, job_id, seeds)
         now = time.time()
         changed = s.execute(
-            "UPDATE jobs SET seeded = ?, pages_discovered = pages_discovered + ?, "
+            "UPDATE jobs SET seeded = 1, pages_discovered = pages_discovered + ?, "
             "version = version + 1, updated_at = ? WHERE id = ? AND seeded = 0",
-            (1 if last else 0, inserted, now, job_id),
+            (inserted, now, job_id),
         )
         if not changed:  # cannot happen under the row lock; never count twice
             raise RuntimeError(f"job {job_id} was seeded concurrently")
-        if last:
-            _start(s, job_id, job["status"], now)
+        _start(s, job_id, job["status"], now)
         return inserted
 
-    return run
+    return db.retrying(run)
 
 
-_PAGE_COLUMNS = ["job_id", "url", "url_hash", "host", "site", "depth", "state"]
+_PAGE_COLUMNS = ["job_id", "url", "url_hash", "host", "site", "depth", "state", "priority"]
 
 
 def _insert_pages(s: Session, job_id: str, pages: list[NewPage]) -> int:
@@ -260,7 +257,7 @@ def _insert_pages(s: Session, job_id: str, pages: list[NewPage]) -> int:
     if not pages:
         return 0
     query = s.dialect.insert_if_absent("pages", _PAGE_COLUMNS)
-    rows = [(job_id, p.url, p.url_hash, p.host, p.site, p.depth, PENDING) for p in pages]
+    rows = [(job_id, p.url, p.url_hash, p.host, p.site, p.depth, PENDING, p.priority) for p in pages]
     return max(0, s.executemany(query, rows))
 
 
@@ -295,11 +292,25 @@ def claim_pages(
         # keeps MariaDB from walking the primary key through every older
         # page when a host filter makes it misjudge the index: measured,
         # 133-394 index reads per claim instead of 15,000.
-        return s.all(
+        # Contact pages first (trawl/priority.py): the few pages below
+        # PLAIN_PRIORITY (seeds, keyword pages) by priority from the
+        # priority indexes, then the rest in discovery order as before. One
+        # ORDER BY priority over all pending pages would make both
+        # databases sort every pending page of the hosts on each claim.
+        now = time.time()
+        rows = s.all(
             "SELECT id, url, url_hash, host, site, depth FROM pages "
-            f"WHERE job_id = ? AND state = 'pending' AND id >= ? AND not_before <= ?{where} "
+            f"WHERE job_id = ? AND state = 'pending' AND priority < ? AND not_before <= ?{where} "
+            f"ORDER BY priority, id LIMIT ?{lock}",
+            (job_id, PLAIN_PRIORITY, now, *args, n),
+        )
+        if len(rows) == n:
+            return rows
+        return rows + s.all(
+            "SELECT id, url, url_hash, host, site, depth FROM pages "
+            f"WHERE job_id = ? AND state = 'pending' AND id >= ? AND not_before <= ? AND priority >= ?{where} "
             f"ORDER BY id LIMIT ?{lock}",
-            (job_id, first, time.time(), *args, n),
+            (job_id, first, now, PLAIN_PRIORITY, *args, n - len(rows)),
         )
 
     def run(s: Session) -> list[ClaimedPage]:
@@ -313,14 +324,23 @@ def claim_pages(
             "SELECT DISTINCT host FROM pages WHERE job_id = ? AND state = 'leased' AND lease_owner <> ?",
             (job_id, owner))}
         preferred = [h for h in dict.fromkeys(prefer_hosts) if h not in taken][:MAX_PREFERRED_HOSTS]
+        # The page budget per site: sites holding their share of leases wait (trawl/store/budget.py).
+        budget, full = site_budget.of_job(job), set()
+        if budget:
+            at_once, leased = site_budget.leased_at_once(job), site_budget.leased_by_site(s, job_id)
+            busy = site_budget.busy_sites(leased, at_once, MAX_PREFERRED_HOSTS)
+        not_busy = f" AND site NOT IN ({_marks(busy)})" if budget and busy else ""
+        busy_args = tuple(busy) if not_busy else ()
         rows = []
         if preferred:
-            rows = select(s, first, f" AND host IN ({_marks(preferred)})", tuple(preferred), limit)
+            rows = select(s, first, f" AND host IN ({_marks(preferred)}){not_busy}", (*preferred, *busy_args), limit)
         if len(rows) < limit:
             avoid = list(taken.union(preferred))
-            where = f" AND host NOT IN ({_marks(avoid)})" if avoid else ""
-            rows += _half_of_the_new_hosts(select(s, first, where, tuple(avoid), limit - len(rows)))
-        if not rows:
+            where = (f" AND host NOT IN ({_marks(avoid)})" if avoid else "") + not_busy
+            rows += _half_of_the_new_hosts(select(s, first, where, (*avoid, *busy_args), limit - len(rows)))
+        if budget and rows:
+            rows, full = site_budget.within(s, job_id, rows, budget, at_once, leased)
+        if not rows and not full:
             return []
         now = time.time()
         token = secrets.token_hex(16)
@@ -338,6 +358,10 @@ def claim_pages(
             "updated_at = ? WHERE id = ?",
             (claimed, now, job_id),
         )
+        if budget:
+            skipped = site_budget.record_claims(s, job_id, rows, full)
+            if skipped:
+                s.execute("UPDATE jobs SET pages_skipped = pages_skipped + ? WHERE id = ?", (skipped, job_id))
         _start(s, job_id, job["status"], now)
         return [ClaimedPage(r["id"], r["url"], r["url_hash"], r["host"], r["site"], int(r["depth"]), token)
                 for r in rows]
@@ -382,8 +406,11 @@ def release_leases(db: Database, job_id: str, owner: str) -> int:
     """
 
     def run(s: Session) -> int:
-        if _lock_job(s, job_id) is None:
+        job = _lock_job(s, job_id)
+        if job is None:
             return 0
+        if site_budget.of_job(job):
+            site_budget.give_back(s, job_id, "job_id = ? AND state = 'leased' AND lease_owner = ?", (job_id, owner))
         released = s.execute(
             "UPDATE pages SET state = 'pending', lease_owner = NULL, lease_token = NULL, "
             "lease_until = NULL, attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END "
@@ -415,8 +442,10 @@ def sweep_expired_leases(db: Database, now: float | None = None) -> int:
 
     def sweep_job(job_id: str):
         def run(s: Session) -> int:
-            if _lock_job(s, job_id) is None:
+            job = _lock_job(s, job_id)
+            if job is None:
                 return 0
+            lost = sites.pages_failed_by_sweep(s, job_id, now, MAX_LEASE_LOSSES)
             failed = s.execute(
                 "UPDATE pages SET state = 'failed', lease_owner = NULL, lease_token = NULL, "
                 "lease_until = NULL, fetched_at = ?, error = ? WHERE job_id = ? AND state = 'leased' "
@@ -424,6 +453,9 @@ def sweep_expired_leases(db: Database, now: float | None = None) -> int:
                 (now, f"the worker crawling this page was lost {MAX_LEASE_LOSSES} times",
                  job_id, now, MAX_LEASE_LOSSES),
             )
+            if site_budget.of_job(job):
+                site_budget.give_back(s, job_id, "job_id = ? AND state = 'leased' AND lease_until < ?",
+                                      (job_id, now))
             back = s.execute(
                 "UPDATE pages SET state = 'pending', lease_owner = NULL, lease_token = NULL, "
                 "lease_until = NULL WHERE job_id = ? AND state = 'leased' AND lease_until < ?",
@@ -435,6 +467,8 @@ def sweep_expired_leases(db: Database, now: float | None = None) -> int:
                     "pages_failed = pages_failed + ?, version = version + 1, updated_at = ? WHERE id = ?",
                     (failed + back, failed, time.time(), job_id),
                 )
+            if failed:
+                sites.apply_deltas(s, job_id, lost)
             return failed + back
 
         return run
@@ -459,9 +493,10 @@ def commit_batch(db: Database, job_id: str, outcomes: list[PageOutcome], max_pag
     the lock much longer than COMMIT_HOLD_S, with the lock left free for
     COMMIT_GAP_S between them. Each of those transactions is whole on its
     own: it locks the job row, checks the tokens of its outcomes, writes
-    them with their links and emails and moves the counters by what it
-    changed, so a crash between two of them loses nothing (the outcomes not
-    written yet are still leased, and their pages are fetched again).
+    them with their links, aliases and emails and moves the job's and the
+    sites' counters by what it changed, so a crash between two of them
+    loses nothing (the outcomes not written yet are still leased, and their
+    pages are fetched again).
     """
     split = db.dialect.one_write_lock
     steps = _plan_steps(outcomes, split)
@@ -481,10 +516,10 @@ def commit_batch(db: Database, job_id: str, outcomes: list[PageOutcome], max_pag
 class _Step:
     """A unit of a commit: whole outcomes with their links, or early links of one big outcome.
 
-    `links` maps an outcome (by position in `outcomes`) to the links this
-    step stores for it. A links-only step (`write` False) stores them only
-    if the outcome's lease still holds; the outcome itself, and the rest of
-    its links, come in a later step.
+    `links[i]` are the links this step stores for `outcomes[i]`. A
+    links-only step (`write` False) stores them only if its one outcome's
+    lease still holds; the outcome itself, and the rest of its links, come
+    in a later step.
     """
 
     outcomes: list[PageOutcome]
@@ -495,20 +530,19 @@ class _Step:
 def _plan_steps(outcomes: list[PageOutcome], split: bool) -> list[_Step]:
     """Steps of at most _OUTCOMES_PER_STEP outcomes and about _LINKS_PER_STEP links each.
 
-    A link offered by several outcomes of the batch gets the smallest of
-    their depths wherever it is stored, as if the batch were one step.
+    A link offered by several outcomes of the batch is stored, wherever it
+    is, with the smallest depth and the best priority any of them gave it,
+    as if the batch were one step.
     """
     best: dict[str, NewPage] = {}
     for o in outcomes:
         for lk in o.links:
-            if lk.url_hash not in best or lk.depth < best[lk.url_hash].depth:
-                best[lk.url_hash] = lk
+            best[lk.url_hash] = _better(best.get(lk.url_hash), lk)
     links_of = [[best[lk.url_hash] for lk in o.links] for o in outcomes]
     if not split:
         return [_Step(list(outcomes), links_of)] if outcomes else []
     steps: list[_Step] = []
-    current = _Step([], [])
-    weight = 0
+    current, weight = _Step([], []), 0
     for o, links in zip(outcomes, links_of):
         while len(links) > _LINKS_PER_STEP:  # a page with very many links: early chunks first
             steps.append(_Step([o], [links[:_LINKS_PER_STEP]], write=False))
@@ -523,6 +557,14 @@ def _plan_steps(outcomes: list[PageOutcome], split: bool) -> list[_Step]:
     if current.outcomes:
         steps.append(current)
     return steps
+
+
+def _better(known: NewPage | None, link: NewPage) -> NewPage:
+    """The smallest depth, and the best priority any page gave the link."""
+    if known is None or (link.depth, link.priority) == (known.depth, known.priority):
+        return known or link
+    shallow = known if known.depth <= link.depth else link
+    return dataclasses.replace(shallow, priority=min(known.priority, link.priority))
 
 
 def _commit_steps(job_id: str, steps: list[_Step], max_pages: int, hold_s: float | None):
@@ -540,8 +582,13 @@ def _commit_steps(job_id: str, steps: list[_Step], max_pages: int, hold_s: float
             return report, len(steps)
         now = time.time()
         room = max_pages - int(job["pages_discovered"])
+        # Pages this transaction inserts have ids above it (sites counts them).
+        last_id = sites.last_page_id(s) if any(ls or o.alias for step in steps
+                                               for o, ls in zip(step.outcomes, step.links)) else None
         accepted: list[PageOutcome] = []
-        used = 0
+        aliased: dict[str, int] = {}
+        new_emails: dict[str, str] = {}
+        used = alias_rows = 0
         for step in steps:
             used += 1
             if step.write:
@@ -549,14 +596,18 @@ def _commit_steps(job_id: str, steps: list[_Step], max_pages: int, hold_s: float
                 report.lost += len(step.outcomes) - len(written)
                 keep = {id(o) for o in written}
                 links = [lk for o, ls in zip(step.outcomes, step.links) if id(o) in keep for lk in ls]
-                _store_links(s, job_id, links, room - report.inserted, report)
-                report.new_emails += _store_emails(s, job_id, written, now)
+                _store_links(s, job_id, links, room - report.inserted + alias_rows, report)
+                before = report.inserted
+                for site, n in _store_aliases(s, job_id, written, now, report).items():
+                    aliased[site] = aliased.get(site, 0) + n
+                alias_rows += report.inserted - before  # as in one transaction: not against the room
+                new_emails.update(_store_emails(s, job_id, written, now))
                 accepted += written
             elif _lease_holds(s, step.outcomes[0].page):
-                _store_links(s, job_id, step.links[0], room - report.inserted, report)
+                _store_links(s, job_id, step.links[0], room - report.inserted + alias_rows, report)
             if hold_s is not None and time.perf_counter() - began >= hold_s:
                 break
-        report.accepted = len(accepted)
+        report.accepted, report.new_emails = len(accepted), len(new_emails)
         counts = {state: sum(1 for o in accepted if o.state == state) for state in ENDED_STATES}
         if accepted or report.inserted:
             s.execute(
@@ -564,9 +615,13 @@ def _commit_steps(job_id: str, steps: list[_Step], max_pages: int, hold_s: float
                 "pages_skipped = pages_skipped + ?, pages_in_flight = pages_in_flight - ?, "
                 "pages_discovered = pages_discovered + ?, emails = emails + ?, bytes = bytes + ?, "
                 "version = version + 1, updated_at = ? WHERE id = ?",
-                (counts[DONE], counts[FAILED], counts[SKIPPED], len(accepted), report.inserted,
-                 report.new_emails, sum(o.bytes for o in accepted), now, job_id),
+                (counts[DONE], counts[FAILED], counts[SKIPPED] + sum(aliased.values()), len(accepted),
+                 report.inserted, report.new_emails, sum(o.bytes for o in accepted), now, job_id),
             )
+            _record_sites(s, job_id, accepted, last_id if report.inserted else None, new_emails)
+            if aliased:  # their server answered: the content was fetched under the other name
+                sites.apply_deltas(s, job_id, {site: sites.SiteDelta(skipped=n, reached=n)
+                                               for site, n in aliased.items()})
         return report, used
 
     return run
@@ -575,6 +630,13 @@ def _commit_steps(job_id: str, steps: list[_Step], max_pages: int, hold_s: float
 def _lease_holds(s: Session, page: ClaimedPage) -> bool:
     token = s.scalar("SELECT lease_token FROM pages WHERE id = ? AND state = 'leased'", (page.id,))
     return token == page.token
+
+
+def _record_sites(s: Session, job_id: str, accepted: list[PageOutcome], last_id: int | None,
+                  new_emails: dict[str, str]) -> None:
+    """The batch's share of each site's counters and state (trawl/store/sites.py)."""
+    new_pages = sites.new_pages_by_site(s, job_id, last_id) if last_id is not None else {}
+    sites.record_batch(s, job_id, accepted, new_pages, new_emails)
 
 
 def _write_outcomes(s: Session, outcomes: list[PageOutcome], now: float) -> list[PageOutcome]:
@@ -629,8 +691,7 @@ def _store_links(s: Session, job_id: str, offered: list[NewPage], room: int, rep
     """Insert-if-absent the offered links while the job has room; counts into `report`."""
     links: dict[str, NewPage] = {}
     for link in offered:
-        if link.url_hash not in links or link.depth < links[link.url_hash].depth:
-            links[link.url_hash] = link
+        links[link.url_hash] = _better(links.get(link.url_hash), link)
     if not links:
         return
     if len(links) <= room:
@@ -645,22 +706,69 @@ def _store_links(s: Session, job_id: str, offered: list[NewPage], room: int, rep
         if inserted >= room:
             report.capped = True
             break
-        inserted += max(0, s.execute(query, (job_id, p.url, key, p.host, p.site, p.depth, PENDING)))
+        inserted += max(0, s.execute(query, (job_id, p.url, key, p.host, p.site, p.depth, PENDING,
+                                             p.priority)))
         report.known_hashes.add(key)
     report.inserted += inserted
     report.capped = report.capped or inserted >= room
 
 
-def _store_emails(s: Session, job_id: str, accepted: list[PageOutcome], now: float) -> int:
-    """Insert-if-absent per address; known addresses get pages + n and merged sources."""
-    found: dict[str, list] = {}  # email -> [first_url, pages, sources]
+def _store_aliases(s: Session, job_id: str, accepted: list[PageOutcome], now: float,
+                   report: CommitReport) -> dict[str, int]:
+    """Redirect targets become ended rows: one page, one fetch, whichever name a link uses.
+
+    A target not yet in the table is inserted as skipped; one waiting as
+    pending is skipped in place (its content was just fetched under the
+    other name). A target another worker has leased or already ended is
+    left alone. Returns the rows newly ended per site, counted as skipped;
+    inserted ones are added to report.inserted (they are discovered pages).
+    """
+    aliases = {o.alias.url_hash: (o.alias, o.page.url) for o in accepted if o.alias is not None}
+    if not aliases:
+        return {}
+    report.known_hashes.update(aliases)
+    ended: dict[str, int] = {}
+    for chunk in _chunks(sorted(aliases), _CASE_CHUNK):
+        pending = [r["url_hash"] for r in s.all(
+            f"SELECT url_hash FROM pages WHERE job_id = ? AND state = 'pending' AND url_hash IN ({_marks(chunk)})",
+            (job_id, *chunk))]
+        if pending:
+            sets, args = _case_by_key("url_hash", pending, {"error": [_alias_note(aliases[h][1]) for h in pending]})
+            changed = s.execute(
+                f"UPDATE pages SET state = 'skipped', {sets}, fetched_at = ? WHERE job_id = ? "
+                f"AND state = 'pending' AND url_hash IN ({_marks(pending)})",
+                (*args, now, job_id, *pending))
+            if changed != len(pending):  # read behind the job's row lock
+                raise LeaseConflict(f"{len(pending)} pending redirect targets, {changed} skipped")
+            for key in pending:
+                site = aliases.pop(key)[0].site
+                ended[site] = ended.get(site, 0) + 1
+    query = s.dialect.insert_if_absent("pages", _PAGE_COLUMNS + ["error", "fetched_at"])
+    for key, (p, source) in aliases.items():  # one by one: which of them were new decides the counts
+        if s.execute(query, (job_id, p.url, key, p.host, p.site, p.depth, SKIPPED, p.priority,
+                             _alias_note(source), now)) > 0:
+            report.inserted += 1
+            ended[p.site] = ended.get(p.site, 0) + 1
+    return ended
+
+
+def _alias_note(source_url: str) -> str:
+    return _short(f"same page as {source_url} (redirect): fetched there")
+
+
+def _store_emails(s: Session, job_id: str, accepted: list[PageOutcome], now: float) -> dict[str, str]:
+    """Insert-if-absent per address; known addresses get pages + n and merged sources.
+
+    Returns the new addresses with their sites (the site of the first page showing them).
+    """
+    found: dict[str, list] = {}  # email -> [first_url, pages, sources, site]
     for o in accepted:
         for email, kinds in o.emails.items():
-            entry = found.setdefault(email, [o.page.url, 0, set()])
+            entry = found.setdefault(email, [o.page.url, 0, set(), o.page.site])
             entry[1] += 1
             entry[2].update(kinds)
     if not found:
-        return 0
+        return {}
     existing: dict[str, str] = {}
     for emails in _chunks(sorted(found)):
         for row in s.all(
@@ -668,11 +776,11 @@ def _store_emails(s: Session, job_id: str, accepted: list[PageOutcome], now: flo
             (job_id, *emails),
         ):
             existing[row["email"]] = row["sources"]
-    columns = ["job_id", "email", "domain", "first_url", "pages", "sources", "created_at"]
+    columns = ["job_id", "email", "domain", "first_url", "pages", "sources", "created_at", "site"]
     insert = s.dialect.insert_if_absent("emails", columns)
     missing = [e for e in found if e not in existing]
-    rows = [(job_id, e, e.rpartition("@")[2], found[e][0], found[e][1], _sources(found[e][2]), now)
-            for e in missing]
+    rows = [(job_id, e, e.rpartition("@")[2], found[e][0], found[e][1], _sources(found[e][2]), now,
+             found[e][3]) for e in missing]
     new = max(0, s.executemany(insert, rows)) if rows else 0
     if new != len(missing):
         # Cannot happen behind the job lock; never guess the counts.
@@ -686,7 +794,7 @@ def _store_emails(s: Session, job_id: str, accepted: list[PageOutcome], now: flo
         sets = sets.replace("pages = CASE", "pages = pages + CASE", 1)
         s.execute(f"UPDATE emails SET {sets} WHERE job_id = ? AND email IN ({_marks(chunk)})",
                   (*args, job_id, *chunk))
-    return new
+    return {e: found[e][3] for e in missing}
 
 
 def _sources(kinds) -> str:
@@ -714,11 +822,14 @@ def complete_if_done(db: Database, job_id: str) -> bool:
                 return False
         now = time.time()
         target = next_status(job["status"], "complete")
-        return s.execute(
+        completed = s.execute(
             "UPDATE jobs SET status = ?, started_at = COALESCE(started_at, ?), finished_at = ?, "
             "updated_at = ?, version = version + 1 WHERE id = ? AND status = ?",
             (target.value, now, now, now, job_id, job["status"]),
         ) == 1
+        if completed:
+            deliveries.job_ended(s, job_id, now)
+        return completed
 
     return db.retrying(run)
 
