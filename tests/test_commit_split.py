@@ -27,7 +27,6 @@ def split(db, monkeypatch):
     """Every step its own transaction, with small steps."""
     monkeypatch.setattr(db.dialect, "one_write_lock", True)
     monkeypatch.setattr(frontier, "COMMIT_HOLD_S", 0.0)
-    monkeypatch.setattr(frontier, "COMMIT_GAP_S", 0.0)
     monkeypatch.setattr(frontier, "_OUTCOMES_PER_STEP", 3)
     monkeypatch.setattr(frontier, "_LINKS_PER_STEP", 4)
     return db
@@ -168,3 +167,34 @@ def test_site_counters_and_states_stay_exact_when_batches_split(split):
     assert job(db, job_id)["version"] - version >= 3, "the batch was not split"
     test_sites.assert_sites_match_rows(db, job_id)
     assert_counters_match_rows(db, job_id)
+
+
+def test_workers_let_a_waiting_urgent_writer_go_first_and_never_hang(tmp_path):
+    import fcntl
+    import os
+
+    db = open_database(f"sqlite:///{tmp_path / 'urgent.db'}", migrate_now=True)
+    job_id = seeded_job(db, ["http://a.example.com/"])
+    # An urgent writer is waiting (its shared lock on the flag file): a worker's
+    # write waits its turn, but only for a bounded time, and then commits.
+    flag = os.open(str(tmp_path / "urgent.db-urgent"), os.O_RDWR | os.O_CREAT)
+    fcntl.flock(flag, fcntl.LOCK_SH)
+    try:
+        assert len(frontier.claim_pages(db, job_id, "w1", 1, lease_s=30)) == 1
+    finally:
+        os.close(flag)
+    # An urgent insert that had to wait leaves no flag behind.
+    holder = sqlite3.connect(str(tmp_path / "urgent.db"), isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(0.2, holder.commit)
+    release.start()
+    try:
+        job_rows.insert_job(db, JobOptions(urls=["http://b.example.com/"]))
+    finally:
+        release.join()
+        holder.close()
+    probe = os.open(str(tmp_path / "urgent.db-urgent"), os.O_RDWR)
+    fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises if a shared lock were left
+    os.close(probe)
+    assert_counters_match_rows(db, job_id)
+    db.close()

@@ -9,7 +9,9 @@ recognising errors worth retrying.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
+import os
 import re
 import sqlite3
 import time
@@ -106,6 +108,8 @@ class Dialect:
 URGENT_POLL_S = 0.0005
 # How often each process copies SQLite's WAL into the database file.
 CHECKPOINT_EVERY_S = 1.0
+# How long a non-urgent SQLite writer lets waiting urgent writers go first, at most.
+URGENT_PRIORITY_S = 0.05
 
 
 class SqliteDialect(Dialect):
@@ -123,6 +127,8 @@ class SqliteDialect(Dialect):
         self.target = target
         self.busy_timeout_ms = busy_timeout_ms
         self._next_checkpoint = 0.0
+        self._urgent_fd: int | None = None
+        self._urgent_pid = 0
 
     def connect(self):
         # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, so a write
@@ -176,13 +182,17 @@ class SqliteDialect(Dialect):
 
     def begin(self, conn, urgent: bool = False) -> None:
         if not urgent:
+            self._let_urgent_writers_first()
             conn.execute("BEGIN IMMEDIATE")
             return
         # SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20, 25... ms between
         # tries, so a writer that waits misses the gaps between the workers'
         # transactions and can wait for several of them in a row. A job insert
-        # tries every URGENT_POLL_S instead, and gets the lock in the first gap.
+        # tries every URGENT_POLL_S instead and, while it waits, holds a shared
+        # lock on the `-urgent` file beside the database, which makes the
+        # other writers wait their turn after it (_let_urgent_writers_first).
         conn.execute("PRAGMA busy_timeout = 0")
+        waiting = None
         try:
             give_up_at = time.monotonic() + self.busy_timeout_ms / 1000
             while True:
@@ -192,9 +202,52 @@ class SqliteDialect(Dialect):
                 except sqlite3.OperationalError as exc:
                     if not self.is_retryable(exc) or time.monotonic() >= give_up_at:
                         raise
+                waiting = waiting or self._flag_urgent_wait()
                 time.sleep(URGENT_POLL_S)  # a gevent sleep in the web server
         finally:
+            if waiting is not None:
+                os.close(waiting)  # releases the shared lock
             conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
+
+    def _flag_urgent_wait(self) -> int | None:
+        """A shared lock on `<db>-urgent` for as long as the returned fd is open (its own fd:
+        two waiting greenlets of one process must not release each other's)."""
+        try:
+            fd = os.open(self.target.path + "-urgent", os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            return None  # no priority, only polling
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # never block a gevent loop
+        except BlockingIOError:  # a worker testing the flag this very microsecond
+            os.close(fd)
+            return None
+        return fd
+
+    def _let_urgent_writers_first(self) -> None:
+        """Before a non-urgent BEGIN: while an urgent writer waits for the lock, wait too.
+
+        Without this a worker that commits a batch in several transactions,
+        or claims right after committing, takes the lock again microseconds
+        after releasing it, and the waiting job insert misses the gap. The
+        test is one flock() pair; the wait is capped at URGENT_PRIORITY_S.
+        """
+        if self._urgent_fd is None or self._urgent_pid != os.getpid():  # a fork has its own
+            try:
+                self._urgent_fd = os.open(self.target.path + "-urgent", os.O_RDWR | os.O_CREAT, 0o644)
+                self._urgent_pid = os.getpid()
+            except OSError:
+                return
+        give_up_at = time.monotonic() + URGENT_PRIORITY_S
+        while True:
+            try:
+                fcntl.flock(self._urgent_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if time.monotonic() >= give_up_at:
+                    return
+                time.sleep(URGENT_POLL_S)
+                continue
+            fcntl.flock(self._urgent_fd, fcntl.LOCK_UN)
+            return
 
 
 # MySQL error codes that mean "try the whole transaction again".

@@ -55,11 +55,10 @@ _CHUNK = 400
 _CASE_CHUNK = 100
 # SQLite has one write lock for the whole file, and a job insert waits for
 # it: a commit transaction that has held it this long commits and takes it
-# again for the rest of its batch, after leaving it free for COMMIT_GAP_S
-# (a job insert polls for it every 0.5 ms, see SqliteDialect.begin).
-# Units of such a transaction: this many outcomes, about this many links.
+# again for the rest of its batch, after any waiting job insert (see
+# SqliteDialect.begin). Units of such a transaction: this many outcomes,
+# about this many links.
 COMMIT_HOLD_S = 0.004
-COMMIT_GAP_S = 0.002
 _OUTCOMES_PER_STEP = 20
 _LINKS_PER_STEP = 100
 
@@ -490,8 +489,8 @@ def commit_batch(db: Database, job_id: str, outcomes: list[PageOutcome], max_pag
     On MySQL/MariaDB the batch is one transaction. On SQLite, whose one
     write lock blocks every other writer (a job insert included), the batch
     is written in as many transactions as it takes for none of them to hold
-    the lock much longer than COMMIT_HOLD_S, with the lock left free for
-    COMMIT_GAP_S between them. Each of those transactions is whole on its
+    the lock much longer than COMMIT_HOLD_S; a job insert waiting for the
+    lock gets it between two of them. Each of those transactions is whole on its
     own: it locks the job row, checks the tokens of its outcomes, writes
     them with their links, aliases and emails and moves the job's and the
     sites' counters by what it changed, so a crash between two of them
@@ -503,8 +502,8 @@ def commit_batch(db: Database, job_id: str, outcomes: list[PageOutcome], max_pag
     report = CommitReport()
     done_steps = 0
     while done_steps < len(steps):
-        if done_steps:
-            time.sleep(COMMIT_GAP_S)  # a writer polling for the lock gets it now
+        # Between two of these transactions a waiting job insert goes first
+        # (SqliteDialect.begin): that is what the split is for.
         part, used = db.retrying(_commit_steps(job_id, steps[done_steps:], max_pages,
                                                COMMIT_HOLD_S if split else None), kind="commit_batch")
         report.add(part)
