@@ -612,6 +612,7 @@ def job_page(job_id: str):
     except JobNotFound:
         return render("missing", 404, title="Trawl · no such job", job_id=job_id)
     doc = progress.job_document(job, live_workers_for(job_id))
+    doc["notify"] = job_notify(job)
     return render("job", title=f"Trawl · {job['name'] or job_id}", job=doc,
                   initial=json.dumps(doc, separators=(",", ":")))
 

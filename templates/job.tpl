@@ -8,6 +8,7 @@
     <strong id="status" class="status" data-status="{{job['status']}}">{{job['status']}}</strong>
     <span id="live" class="live" data-state="connecting" role="status">connecting…</span>
   </p>
+  <p id="notify-line" class="muted small" hidden>Webhook <code data-url></code>: <span class="site-state" data-state></span> <span data-detail></span></p>
   <div class="check live-toggle">
     <input type="checkbox" id="f-sse" data-live-toggle>
     <label for="f-sse">Live updates (SSE)</label>
