@@ -14,26 +14,64 @@ import io
 import json
 import os
 import secrets
+import socket
 import sys
 import time
+import weakref
 from urllib.parse import quote, urlsplit
 
 import bottle
+import gevent
 from bottle import Bottle, HTTPResponse, request, response
 
 from trawl import config, notify, progress, trigger
+from trawl.config import Settings
+from trawl.early_close import EARLY_CLOSE_ROUTES, closes_early
 from trawl.health import run_checks
 from trawl.jobs import InvalidOptions, Status, TransitionRefused, parse_options
-from trawl.store import open_database
+from trawl.netcheck import is_allowed_host
+from trawl.store import Database, open_database
 from trawl.store import deliveries, job_rows, registry, results, sites
 from trawl.store.job_rows import JobNotFound
 
-SETTINGS = config.load()
-# One pool per process; connections are taken per request block, never shared.
-DB = open_database(SETTINGS.database_url)
-bottle.BaseRequest.MEMFILE_MAX = SETTINGS.max_body_bytes
 
-app = Bottle()
+class _OfThisApp:
+    """The settings or database of the application answering the current request.
+
+    Each app from `create_app` carries its own (in `app.config`), so two apps
+    with different settings can live in one process (the tests do). Route
+    code reads `SETTINGS.x` / `DB` as before. Outside a request (a thread the
+    request started) they mean the process's only app, as under gunicorn;
+    with several apps that is ambiguous and refused: such code should be
+    handed `SETTINGS.get()`, the object itself.
+    """
+
+    def __init__(self, key: str, name: str):
+        self._key, self._name = key, name
+
+    def get(self):
+        try:
+            return request.app.config[self._key]
+        except RuntimeError:  # Bottle: "Request context not initialized." (another thread)
+            pass
+        apps = list(_APPS)
+        if len(apps) == 1:
+            return apps[0].config[self._key]
+        raise RuntimeError(f"{self._name} read outside a request with {len(apps)} apps in this process: "
+                           f"pass {self._name}.get(), the object itself, to code that runs in another thread")
+
+    def __getattr__(self, name: str):
+        return getattr(self.get(), name)
+
+
+SETTINGS: Settings = _OfThisApp("trawl.settings", "SETTINGS")  # type: ignore[assignment]
+DB: Database = _OfThisApp("trawl.db", "DB")  # type: ignore[assignment]
+
+_APPS: weakref.WeakSet[Bottle] = weakref.WeakSet()  # every app create_app made (one under gunicorn)
+
+# Routes are declared on this template and copied into every app that
+# create_app builds (Bottle.merge); the hooks and error pages are per app.
+routes = Bottle()
 
 
 # -- JSON answers and errors ---------------------------------------------------
@@ -53,8 +91,8 @@ def fail(status: int, error: str, fields: dict | None = None) -> HTTPResponse:
 
 
 ERROR_MESSAGES = {400: "bad request", 403: "forbidden", 404: "not found", 405: "method not allowed",
-                  411: "length required", 413: "request body too large", 415: "unsupported content type",
-                  500: "internal error", 503: "service unavailable"}
+                  408: "request timeout", 411: "length required", 413: "request body too large",
+                  415: "unsupported content type", 500: "internal error", 503: "service unavailable"}
 
 
 def error_page(err: bottle.HTTPError):
@@ -64,8 +102,88 @@ def error_page(err: bottle.HTTPError):
     return json.dumps({"error": ERROR_MESSAGES.get(err.status_code, err.status_line), "fields": fields})
 
 
-for _code in ERROR_MESSAGES:
-    app.error(_code)(error_page)
+def map_job_errors(callback):
+    """Bottle plugin: the store's "no such job" is a 404 and a refused transition a 409, on every route."""
+
+    def wrapper(*args, **kwargs):
+        try:
+            return callback(*args, **kwargs)
+        except JobNotFound as exc:
+            raise fail(404, "no such job", {"id": str(exc.args[0]) if exc.args else ""}) from None
+        except TransitionRefused as exc:
+            hint = "; only a finished job can be deleted, cancel it first" if exc.action == "delete" else ""
+            raise fail(409, str(exc) + hint, {"status": exc.status.value}) from None
+
+    return wrapper
+
+
+routes.install(map_job_errors)
+
+
+# -- what the request says ----------------------------------------------------------
+
+
+def header(name: str, default: str = "") -> str:
+    """A request header as text, whatever bytes the client sent.
+
+    Servers hand header bytes over as latin-1 (PEP 3333); Bottle's
+    `get_header` re-decodes them as UTF-8 and raises on anything else, which
+    made `Authorization: Bearer \\xe9` a 500. Bytes that are not UTF-8 become
+    U+FFFD here, so they simply fail whatever check reads them.
+    """
+    key = name.upper().replace("-", "_")
+    raw = request.environ.get(key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + key)
+    if raw is None:
+        return default
+    return raw.encode("latin-1", "replace").decode("utf-8", "replace")
+
+
+def require_known_host():
+    """DNS-rebinding guard: only loopback names and TRAWL_ALLOWED_HOSTS are answered, with or without a token.
+
+    A page on evil.example can re-point its name at 127.0.0.1; its requests
+    then reach us with `Host: evil.example` and a matching Origin, so the
+    Origin check alone cannot tell. A request without Host (HTTP/1.0) names
+    no other site and is answered.
+    """
+    host = header("Host")
+    if host and not is_allowed_host(host, SETTINGS.allowed_host_names):
+        raise fail(421, "this server does not answer to that host name",
+                   {"Host": "use 127.0.0.1 or localhost, or add the name to TRAWL_ALLOWED_HOSTS"})
+
+
+def read_body_in_time():
+    """Read the request body within TRAWL_BODY_READ_TIMEOUT_S, or answer 408 and drop the connection.
+
+    A client announcing a 1 MB body and sending 12 bytes would otherwise hold
+    its connection (and a greenlet) until it gave up. The deadline covers the
+    whole body under gevent and every single read under any worker class;
+    bodies above the size limit are left unread for the 413 of their route.
+    """
+    sock = request.environ.get("gunicorn.socket")
+    length = request.content_length
+    chunked = "chunked" in header("Transfer-Encoding").lower()
+    if sock is None or not (length > 0 or chunked) or length > SETTINGS.max_body_bytes:
+        return
+    budget = SETTINGS.body_read_timeout_s
+    previous = sock.gettimeout()
+    sock.settimeout(budget)
+    try:
+        with gevent.Timeout(budget, TimeoutError):
+            request.body  # noqa: B018 - Bottle reads the body now and keeps it for the route
+    except OSError:  # socket.timeout is a TimeoutError
+        # Nothing more will be read: the server finds the stream at its end and closes.
+        _shutdown_reading(sock)
+        raise fail(408, "request body not received in time", {"body": f"not received within {budget:g} s"}) from None
+    finally:
+        sock.settimeout(previous)
+
+
+def _shutdown_reading(sock) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RD)
+    except OSError:
+        pass
 
 
 # -- auth ------------------------------------------------------------------------
@@ -77,7 +195,6 @@ def token_ok(header: str) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
-@app.hook("before_request")
 def require_token():
     """/api/* takes the bearer token, or the UI's login session plus its CSRF token.
 
@@ -85,19 +202,24 @@ def require_token():
     cookie-borne (or unauthenticated, tokenless) writes are checked for
     forgery; see the pages section for the session and CSRF helpers.
     """
-    if not request.path.startswith("/api/"):
+    if not (request.path.startswith("/api/") or request.path == "/metrics"):
         return
-    if SETTINGS.api_token and token_ok(request.get_header("Authorization", "")):
+    if SETTINGS.api_token and token_ok(header("Authorization")):
         return
     unsafe = request.method not in SAFE_METHODS
     if unsafe and cross_site_request():
         raise fail(403, "cross-site request refused", {"Origin": "must be this site"})
     if not SETTINGS.api_token:
         return
-    if session_nonce() is None:
+    if session_nonce() is None:  # (a session cookie is the UI's token)
         raise fail(401, "missing or wrong bearer token", {"Authorization": "Bearer token required"})
     if unsafe and not csrf_ok():
         raise fail(403, "missing or wrong CSRF token", {"csrf_token": "reload the page and try again"})
+
+
+def authenticated() -> bool:
+    """True when no token is set, or the caller has it (bearer header or login session)."""
+    return not SETTINGS.api_token or token_ok(header("Authorization")) or session_nonce() is not None
 
 
 # -- request parsing ------------------------------------------------------------
@@ -107,17 +229,27 @@ def int_param(name: str, default: int, low: int, high: int) -> int:
     raw = request.query.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    # ASCII digits only: str.isdigit() also takes "²", which int() refuses, and
+    # int() refuses more than 4300 digits; no bound here needs more than 12.
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 12) or not low <= int(raw) <= high:
         raise fail(400, f"invalid query parameter {name}", {name: f"must be a whole number from {low} to {high}"})
     return int(raw)
 
 
 def _urls_from_upload(upload) -> list[str]:
-    """A .txt or .csv list of seeds: every cell that looks like a URL."""
-    text = upload.file.read(SETTINGS.max_body_bytes + 1).decode("utf-8", errors="replace")
+    """A .txt or .csv list of seeds: every cell that looks like a URL.
+
+    Any line ending counts as one (CR alone from old Mac exports included):
+    the csv module gets the file one line at a time, so it never meets a
+    bare CR inside what it thinks is a line.
+    """
+    text = upload.file.read(SETTINGS.max_body_bytes + 1).decode("utf-8-sig", errors="replace")
     urls = []
-    for row in csv.reader(io.StringIO(text)):
-        urls.extend(cell.strip() for cell in row if cell.strip().lower().startswith(("http://", "https://")))
+    try:
+        for row in csv.reader(text.splitlines()):
+            urls.extend(cell.strip() for cell in row if cell.strip().lower().startswith(("http://", "https://")))
+    except csv.Error as exc:
+        raise fail(400, "unreadable seed list", {"urls_file": f"not a text or CSV list: {exc}"}) from None
     return urls
 
 
@@ -164,9 +296,10 @@ class BodyThenTrigger:
     background) until the client has acknowledged every byte.
     """
 
-    def __init__(self, body: bytes, reason: str, client_socket=None):
+    def __init__(self, body: bytes, reason: str, settings: Settings, client_socket=None):
         self.body = body
         self.reason = reason
+        self.settings = settings
         self.client_socket = client_socket
 
     def __iter__(self):
@@ -179,17 +312,20 @@ class BodyThenTrigger:
                 duplicate = self.client_socket.dup()
             except OSError:
                 duplicate = None
-        trigger.fire(SETTINGS, self.reason, delivered_on=duplicate)
+        trigger.fire(self.settings, self.reason, delivered_on=duplicate)
 
 
 def accepted_with_trigger(data: dict, location: str, reason: str) -> HTTPResponse:
+    # The server closes these connections after the body only for the routes it knows.
+    assert closes_early(request.method, request.path), f"{request.path} missing from EARLY_CLOSE_ROUTES"
     body = json.dumps(data, separators=(",", ":")).encode()
-    out = HTTPResponse(BodyThenTrigger(body, reason, request.environ.get("gunicorn.socket")), status=202)
+    out = HTTPResponse(BodyThenTrigger(body, reason, SETTINGS.get(), request.environ.get("gunicorn.socket")),
+                       status=202)
     out.content_type = "application/json"
     out.set_header("Content-Length", str(len(body)))
     out.set_header("Location", location)
     # gunicorn drops this hop-by-hop header and closes by itself (see
-    # gunicorn.conf.py pre_request); other servers honour it.
+    # trawl/early_close.py and gunicorn.conf.py pre_request); other servers honour it.
     out.set_header("Connection", "close")
     return out
 
@@ -198,17 +334,15 @@ def accepted_with_trigger(data: dict, location: str, reason: str) -> HTTPRespons
 
 
 def load_job_or_404(job_id: str) -> dict:
-    try:
-        return job_rows.load_job(DB, job_id)
-    except JobNotFound:
-        raise fail(404, "no such job", {"id": job_id}) from None
+    """The job row; JobNotFound becomes the 404 in map_job_errors."""
+    return job_rows.load_job(DB, job_id)
 
 
 def live_workers_for(job_id: str) -> int:
     return registry.count_live_workers(DB, job_id, SETTINGS.worker_dead_after_s)
 
 
-@app.post("/api/jobs")
+@routes.post("/api/jobs")
 def create_job():
     body, from_form = read_job_body()
     try:
@@ -223,7 +357,7 @@ def create_job():
     )
 
 
-@app.get("/api/jobs")
+@routes.get("/api/jobs")
 def list_jobs():
     limit = int_param("limit", 20, 1, 200)
     before = request.query.get("before") or None
@@ -236,7 +370,7 @@ def list_jobs():
     return json_response({"jobs": [progress.job_document(r) for r in rows], "next": cursor})
 
 
-@app.get("/api/jobs/<job_id>")
+@routes.get("/api/jobs/<job_id>")
 def get_job(job_id: str):
     job = load_job_or_404(job_id)
     doc = progress.job_document(job, live_workers_for(job_id))
@@ -251,31 +385,37 @@ def job_notify(job: dict) -> dict | None:
     return notify.notify_document(job, deliveries.delivery_for(DB, job["id"]))
 
 
-@app.get("/api/jobs/<job_id>/progress")
+@routes.get("/api/jobs/<job_id>/progress")
 def get_progress(job_id: str):
-    try:
-        version, _ = job_rows.job_version(DB, job_id)
-    except JobNotFound:
-        raise fail(404, "no such job", {"id": job_id}) from None
+    version, _ = job_rows.job_version(DB, job_id)
     headers = {"ETag": progress.etag(version), "Cache-Control": "no-cache"}
-    if progress.etag_matches(request.get_header("If-None-Match"), version):
+    if progress.etag_matches(header("If-None-Match"), version):
         return HTTPResponse(status=304, headers=headers)
     job = load_job_or_404(job_id)
     headers["ETag"] = progress.etag(int(job["version"]))
     return json_response(progress.progress_document(job, live_workers_for(job_id)), headers=headers)
 
 
-@app.get("/api/jobs/<job_id>/events")
+@routes.get("/api/jobs/<job_id>/events")
 def stream_events(job_id: str):
     load_job_or_404(job_id)
-    last = progress.parse_last_event_id(
-        request.get_header("Last-Event-ID") or request.query.get("lastEventId"))
+    last = progress.parse_last_event_id(header("Last-Event-ID") or request.query.get("lastEventId"))
+
+    # The stream outlives the request's handler: it keeps the app's own objects.
+    db, dead_after_s = DB.get(), SETTINGS.worker_dead_after_s
 
     def read_version():
-        return job_rows.job_version(DB, job_id)
+        try:
+            return job_rows.job_version(db, job_id)
+        except JobNotFound:  # deleted while watched: the stream ends with done
+            return None
 
     def read_progress():
-        return progress.progress_document(job_rows.load_job(DB, job_id), live_workers_for(job_id))
+        try:
+            job = job_rows.load_job(db, job_id)
+        except JobNotFound:
+            return None
+        return progress.progress_document(job, registry.count_live_workers(db, job_id, dead_after_s))
 
     response.content_type = "text/event-stream"
     response.set_header("Cache-Control", "no-cache")
@@ -284,32 +424,26 @@ def stream_events(job_id: str):
 
 
 def job_action(job_id: str, action: str):
-    try:
-        job = job_rows.apply_action(DB, job_id, action)
-    except JobNotFound:
-        raise fail(404, "no such job", {"id": job_id}) from None
-    except TransitionRefused as exc:
-        raise fail(409, str(exc), {"status": exc.status.value}) from None
+    job = job_rows.apply_action(DB, job_id, action)
     doc = progress.job_document(job)
     if action in ("resume", "retry"):
         return accepted_with_trigger(doc, doc["links"]["self"], reason=f"{action} {job_id}")
     return json_response(doc)
 
 
-@app.post("/api/jobs/<job_id>/<action:re:cancel|pause|resume|retry>")
+@routes.post("/api/jobs/<job_id>/<action:re:cancel|pause>")
 def act_on_job(job_id: str, action: str):
     return job_action(job_id, action)
 
 
-@app.delete("/api/jobs/<job_id>")
+@routes.post("/api/jobs/<job_id>/<action:re:resume|retry>")  # answers early: see EARLY_CLOSE_ROUTES
+def restart_job(job_id: str, action: str):
+    return job_action(job_id, action)
+
+
+@routes.delete("/api/jobs/<job_id>")
 def delete_job(job_id: str):
-    try:
-        job_rows.delete_job(DB, job_id)
-    except JobNotFound:
-        raise fail(404, "no such job", {"id": job_id}) from None
-    except TransitionRefused as exc:
-        raise fail(409, "only a finished job can be deleted; cancel it first",
-                   {"status": exc.status.value}) from None
+    job_rows.delete_job(DB, job_id)
     return json_response({"id": job_id, "deleted": True})
 
 
@@ -329,7 +463,7 @@ def stream_csv(rows, fields):
     yield buf.getvalue().encode()
 
 
-@app.get("/api/jobs/<job_id>/emails")
+@routes.get("/api/jobs/<job_id>/emails")
 def list_emails(job_id: str):
     load_job_or_404(job_id)
     q = (request.query.getunicode("q") or "").strip() or None
@@ -378,7 +512,7 @@ def stream_jsonl(rows, filename: str):
     return lines()
 
 
-@app.get("/api/jobs/<job_id>/sites")
+@routes.get("/api/jobs/<job_id>/sites")
 def list_sites(job_id: str):
     load_job_or_404(job_id)
     state = request.query.get("state") or None
@@ -403,7 +537,7 @@ def list_sites(job_id: str):
     return json_response(body)
 
 
-@app.get("/api/jobs/<job_id>/pages")
+@routes.get("/api/jobs/<job_id>/pages")
 def list_pages(job_id: str):
     load_job_or_404(job_id)
     state = request.query.get("state") or None
@@ -426,26 +560,31 @@ def worker_document(row: dict) -> dict:
     return doc
 
 
-@app.get("/api/workers")
+@routes.get("/api/workers")
 def list_workers():
     rows = registry.live_workers(DB, SETTINGS.worker_dead_after_s)
     return json_response({"workers": [worker_document(r) for r in rows]})
 
 
-@app.post("/api/workers/trigger")
+@routes.post("/api/workers/trigger")
 def trigger_workers():
     return accepted_with_trigger({"triggered": True}, "/api/workers", reason="api trigger")
 
 
-@app.get("/api/stats")
+@routes.get("/api/stats")
 def stats():
     return json_response(job_rows.stats(DB, time.time() - SETTINGS.worker_dead_after_s))
 
 
-@app.get("/health")
+@routes.get("/health")
 def health():
+    """With a token set, callers without it learn only whether Trawl is healthy."""
+    if wants_html_page() and not authenticated():
+        require_login()
     report = run_checks(DB, SETTINGS)
     code = 200 if report["status"] == "ok" else 503
+    if not authenticated():
+        return json_response({"status": report["status"]}, code, {"Cache-Control": "no-cache"})
     if wants_html_page():
         return health_page(report, code)
     return json_response(report, code, {"Cache-Control": "no-cache", "Vary": "Accept"})
@@ -466,7 +605,7 @@ def prometheus_lines(data: dict) -> list[str]:
     return lines
 
 
-@app.get("/metrics")
+@routes.get("/metrics")  # behind the token like /api/* (Prometheus sends it as a bearer token)
 def metrics():
     data = job_rows.stats(DB, time.time() - SETTINGS.worker_dead_after_s)
     body = ("\n".join(prometheus_lines(data)) + "\n").encode()
@@ -526,7 +665,7 @@ def csrf_token() -> str:
 
 
 def csrf_ok() -> bool:
-    given = request.get_header("X-CSRF-Token") or ""
+    given = header("X-CSRF-Token")
     if not given and (request.content_type or "").startswith(
             ("application/x-www-form-urlencoded", "multipart/form-data")):
         given = request.forms.get("csrf_token") or ""
@@ -546,9 +685,9 @@ def cross_site_request() -> bool:
     A page cannot set X-Forwarded-Host on a cross-origin request without a
     CORS preflight we never grant, so a proxy's value is trusted like Host.
     """
-    if request.get_header("Sec-Fetch-Site", "") == "cross-site":
+    if header("Sec-Fetch-Site") == "cross-site":
         return True
-    origin = request.get_header("Origin")
+    origin = header("Origin")
     if not origin:
         return False
     try:
@@ -556,12 +695,12 @@ def cross_site_request() -> bool:
         parts.port  # noqa: B018 - raises ValueError on a malformed port
     except ValueError:
         return True  # an Origin we cannot read is not ours
-    ours = {_authority(parts.scheme, request.get_header(h) or "") for h in ("Host", "X-Forwarded-Host")}
+    ours = {_authority(parts.scheme, header(h)) for h in ("Host", "X-Forwarded-Host")}
     return _authority(parts.scheme, parts.netloc) not in ours - {""}
 
 
 def wants_html_page() -> bool:
-    accept = request.get_header("Accept", "")
+    accept = header("Accept")
     return "text/html" in accept and "application/json" not in accept
 
 
@@ -582,8 +721,19 @@ def require_login() -> None:
 
 
 def safe_next(raw: str | None) -> str:
-    """Only local paths: never //evil.example or a scheme."""
-    return raw if raw and raw.startswith("/") and not raw.startswith("//") and "\\" not in raw else "/"
+    """Only a path on this site, as a browser will read the Location: else "/".
+
+    Browsers drop tabs and newlines anywhere in a URL, trim spaces and
+    control characters and read a backslash as a slash, so `/\\t/evil.example`
+    and `/\\evil.example` mean `//evil.example`, another origin. So: one
+    leading slash, then printable ASCII only (what `require_login` sends is
+    percent-encoded), no backslash, no second leading slash.
+    """
+    if not raw or not raw.startswith("/") or raw.startswith("//"):
+        return "/"
+    if "\\" in raw or not all("!" <= ch <= "~" for ch in raw):
+        return "/"
+    return raw
 
 
 def rerun_prefill(job_id: str | None) -> dict | None:
@@ -598,13 +748,13 @@ def rerun_prefill(job_id: str | None) -> dict | None:
     return {"name": job["name"], "urls": "\n".join(seeds), **json.loads(job["options"])}
 
 
-@app.get("/")
+@routes.get("/")
 def home_page():
     require_login()
     return render("home", title="Trawl · new crawl", prefill=rerun_prefill(request.query.get("from")))
 
 
-@app.get("/jobs/<job_id>")
+@routes.get("/jobs/<job_id>")
 def job_page(job_id: str):
     require_login()
     try:
@@ -617,7 +767,7 @@ def job_page(job_id: str):
                   initial=json.dumps(doc, separators=(",", ":")))
 
 
-@app.get("/workers")
+@routes.get("/workers")
 def workers_page():
     require_login()
     return render("workers", title="Trawl · workers")
@@ -627,14 +777,14 @@ def health_page(report: dict, code: int) -> HTTPResponse:
     return render("health", code, title="Trawl · health", report=report)
 
 
-@app.get("/login")
+@routes.get("/login")
 def login_form():
     if not SETTINGS.api_token:
         raise HTTPResponse(status=303, headers={"Location": "/"})
     return render("login", title="Trawl · log in", error="", next=safe_next(request.query.get("next")))
 
 
-@app.post("/login")
+@routes.post("/login")
 def login():
     next_path = safe_next(request.forms.get("next"))
     if not SETTINGS.api_token or cross_site_request():
@@ -649,7 +799,7 @@ def login():
     return out
 
 
-@app.post("/logout")
+@routes.post("/logout")
 def logout():
     if SETTINGS.api_token and (cross_site_request() or not csrf_ok()):
         return render("login", 403, title="Trawl · log in", error="Log out from this site's own page.",
@@ -659,12 +809,45 @@ def logout():
     return out
 
 
-@app.get("/static/<path:path>")
+@routes.get("/static/<path:path>")
 def static(path: str):
     out = bottle.static_file(path, root=STATIC_DIR)
     out.set_header("X-Content-Type-Options", "nosniff")
     out.set_header("Cache-Control", "no-cache")  # revalidated by Last-Modified: 304s
     return out
+
+
+# -- the application factory ------------------------------------------------------------
+
+
+def create_app(settings: Settings | None = None, db: Database | None = None) -> Bottle:
+    """A WSGI app over `settings` (default: the TRAWL_* environment) and `db` (default: its database).
+
+    Nothing is connected here: the pool opens connections on first use, so
+    importing this module (gunicorn, the tests) costs no database.
+    """
+    settings = settings or config.load()
+    web = Bottle()
+    web.config["trawl.settings"] = settings
+    # One pool per app; connections are taken per request block, never shared.
+    web.config["trawl.db"] = db or open_database(settings.database_url)
+    # Bottle reads this per request from the class: the same limit for every app of a process.
+    bottle.BaseRequest.MEMFILE_MAX = settings.max_body_bytes
+    for code in ERROR_MESSAGES:
+        web.error(code)(error_page)
+    # In this order: a foreign Host learns nothing, not even whether it needs a token.
+    web.add_hook("before_request", require_known_host)
+    web.add_hook("before_request", read_body_in_time)
+    web.add_hook("before_request", require_token)
+    web.merge(routes)
+    registered = {(r.method, r.rule) for r in web.routes}
+    missing = [rule for rule in EARLY_CLOSE_ROUTES if ("POST", rule) not in registered]
+    assert not missing, f"EARLY_CLOSE_ROUTES names routes app.py does not have: {missing}"
+    _APPS.add(web)
+    return web
+
+
+app = create_app()
 
 
 # -- CLI ----------------------------------------------------------------------------------
@@ -673,7 +856,8 @@ def static(path: str):
 def cli(argv: list[str]) -> int:
     from trawl import cli as trawl_cli
 
-    return trawl_cli.main(argv, SETTINGS, DB)
+    settings = config.load()
+    return trawl_cli.main(argv, settings, open_database(settings.database_url))
 
 
 if __name__ == "__main__":

@@ -109,7 +109,7 @@ def open_streams(target: Target, job_id: str, count: int) -> list[socket.socket]
     for _ in range(count):
         s = socket.create_connection((target.host, target.port), timeout=10)
         auth = "".join(f"{k}: {v}\r\n" for k, v in target.headers.items())
-        s.sendall(f"GET /api/jobs/{job_id}/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n{auth}\r\n".encode())
+        s.sendall(f"GET /api/jobs/{job_id}/events HTTP/1.1\r\nHost: {target.host}:{target.port}\r\nAccept: text/event-stream\r\n{auth}\r\n".encode())
         socks.append(s)
     for s in socks:
         s.recv(4096)  # headers and the first event: the stream is live

@@ -1,4 +1,8 @@
-"""Fixtures that start real things: databases (SQLite and MariaDB) and gunicorn.
+"""Fixtures that start real things: databases (SQLite and MariaDB), gunicorn, and the app in-process.
+
+`web`, `locked_web` and `api` are apps from `create_app` called through
+tests/wsgi.py (no socket): fast enough for validation, auth and property
+tests; gunicorn is for what needs the real server.
 
 MariaDB tests use the server at 127.0.0.1:3306 (root, no password) with a
 fresh database per test session, dropped at the end. When it cannot be
@@ -184,3 +188,57 @@ def store_of_server(server):
     database = open_database(server.database_url)
     yield database
     database.close()
+
+
+# -- the app in-process -----------------------------------------------------------------
+
+
+@dataclass
+class InProcess:
+    """A `create_app` app over its own SQLite file, called without a server."""
+
+    app: object
+    db: object
+    settings: object
+
+    def call(self, method: str, target, body=None, headers: dict | None = None):
+        from tests.wsgi import call_wsgi
+
+        return call_wsgi(self.app, method, target, body, headers)
+
+
+def make_in_process(tmp: Path, database=None, **settings_env: str) -> InProcess:
+    """An app over `database` (default: a new SQLite file in `tmp`), settings from `settings_env`."""
+    from app import create_app
+    from trawl import config
+    from trawl.store import open_database
+
+    tmp.mkdir(parents=True, exist_ok=True)
+    url = database.url if database is not None else f"sqlite:///{tmp / 'app.db'}"
+    env = {"TRAWL_DATABASE_URL": url, "TRAWL_AUTOSTART_WORKERS": "0", "TRAWL_RUN_DIR": str(tmp / "run"),
+           **settings_env}
+    settings = config.load(env)
+    database = database or open_database(url, migrate_now=True)
+    return InProcess(create_app(settings, database), database, settings)
+
+
+@pytest.fixture
+def web(tmp_path):
+    """The app in-process, no token, on a fresh SQLite database."""
+    inproc = make_in_process(tmp_path / "web")
+    yield inproc
+    inproc.db.close()
+
+
+@pytest.fixture
+def locked_web(tmp_path):
+    """The app in-process with TRAWL_API_TOKEN=s3cret."""
+    inproc = make_in_process(tmp_path / "locked", TRAWL_API_TOKEN="s3cret")
+    yield inproc
+    inproc.db.close()
+
+
+@pytest.fixture
+def api(tmp_path, db):
+    """The app in-process, no token, over the `db` fixture: once on SQLite, once on MariaDB."""
+    return make_in_process(tmp_path, db)

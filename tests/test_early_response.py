@@ -17,7 +17,7 @@ def post_job(server) -> tuple[int, str]:
     body = json.dumps({"urls": ["http://a.example/"]}).encode()
     host, port = server.base.split("//")[1].split(":")
     with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(b"POST /api/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        sock.sendall(b"POST /api/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                      b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
         data = b""
         while True:

@@ -45,8 +45,15 @@ class Settings:
     # bytes the client had acknowledged): an audit for operators and tests.
     trigger_log: str = ""
 
+    # Host names the web server answers to besides loopback names and
+    # addresses (comma-separated); any other Host gets 421 (DNS rebinding).
+    allowed_hosts: str = ""
+
     # Request limits of the web layer.
     max_body_bytes: int = 4 * 1024 * 1024
+    # A request body must arrive within this long, or 408 and the connection
+    # is closed (a client announcing 1 MB and sending 12 bytes held it).
+    body_read_timeout_s: float = 10.0
     # Worker leases and heartbeats (seconds).
     lease_s: float = 60.0
     heartbeat_s: float = 2.0
@@ -76,6 +83,12 @@ class Settings:
     notify_retry_max_s: float = 600.0
     notify_give_up_s: float = 3600.0
     notify_timeout_s: float = 15.0
+
+    @property
+    def allowed_host_names(self) -> frozenset[str]:
+        """TRAWL_ALLOWED_HOSTS as lower-case names, without ports or a trailing dot."""
+        names = (n.strip().lower().rstrip(".") for n in self.allowed_hosts.split(","))
+        return frozenset(n for n in names if n)
 
 
 _BOOL_TRUE = {"1", "true", "yes", "on"}

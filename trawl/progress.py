@@ -111,14 +111,16 @@ def sse_event(event: str, data: dict | str, event_id: int | None = None) -> byte
 
 
 def parse_last_event_id(raw: str | None) -> int | None:
-    if raw and raw.strip().isdigit():
-        return int(raw.strip())
+    raw = (raw or "").strip()
+    # ASCII digits only ("²" passes isdigit() but not int()), and no longer than a version can be.
+    if raw.isascii() and raw.isdigit() and len(raw) <= 19:
+        return int(raw)
     return None
 
 
 def watch(
-    read_version: Callable[[], tuple[int, str]],
-    read_progress: Callable[[], dict],
+    read_version: Callable[[], tuple[int, str] | None],
+    read_progress: Callable[[], dict | None],
     last_seen: int | None,
     *,
     poll_s: float = 0.5,
@@ -131,15 +133,23 @@ def watch(
 
     `last_seen` is the client's Last-Event-ID: when it equals the current
     version, the current state is not sent again. The stream ends after
-    `event: done` once the job is finished, or after `max_s` (the client
+    `event: done` once the job is finished or gone (the readers return None
+    for a deleted job: `{"status": "deleted"}`), or after `max_s` (the client
     reconnects with its Last-Event-ID, so nothing is missed).
     """
     yield f"retry: {SSE_RETRY_MS}\n\n".encode()
     started = last_beat = clock()
     while True:
-        version, status = read_version()
+        current = read_version()
+        if current is None:  # the job was deleted: a finished stream, not an error
+            yield sse_event("done", {"status": "deleted"}, last_seen)
+            return
+        version, status = current
         if last_seen is None or version != last_seen:
             doc = read_progress()
+            if doc is None:
+                yield sse_event("done", {"status": "deleted"}, last_seen)
+                return
             last_seen = doc["version"]
             yield sse_event("progress", doc, last_seen)
             status = doc["status"]
