@@ -18,6 +18,7 @@ import socket
 import sys
 import time
 import weakref
+from collections import OrderedDict
 from urllib.parse import quote, urlsplit
 
 import bottle
@@ -514,7 +515,7 @@ def stream_jsonl(rows, filename: str):
 
 @routes.get("/api/jobs/<job_id>/sites")
 def list_sites(job_id: str):
-    load_job_or_404(job_id)
+    job = load_job_or_404(job_id)
     state = request.query.get("state") or None
     if state and state not in sites.SITE_STATES:
         raise fail(400, "unknown site state", {"state": "one of " + ", ".join(sites.SITE_STATES)})
@@ -530,11 +531,35 @@ def list_sites(job_id: str):
         raise fail(400, "unknown sort", {"sort": "one of " + ", ".join(sites.SORTS)})
     limit = int_param("limit", 100, 1, 1000)
     offset = int_param("offset", 0, 0, 10**9)
-    rows, total = sites.list_sites(DB, job_id, limit, offset, state, sort)
-    body = {"sites": rows, "total": total}
+    counts = site_counts(job)
+    body = {"sites": sites.page_of_sites(DB, job_id, limit, offset, state, sort),
+            "total": counts[state] if state else sum(counts.values())}
     if request.query.get("counts") == "1":  # the job page's filter buttons, in the same round trip
-        body["states"] = sites.count_by_state(DB, job_id)
+        body["states"] = counts
     return json_response(body)
+
+
+SITE_COUNTS_KEPT = 256
+
+
+def site_counts(job: dict) -> dict[str, int]:
+    """The job's sites by state, counted once per job version in this process.
+
+    Counting walks the job's sites (O(sites): ~10 ms at 20,000 on SQLite),
+    while every change to a site row bumps the job's version in the same
+    transaction, so (job, version) names one exact answer: a finished job's
+    pages cost one index walk of `limit` rows each.
+    """
+    cache = request.app.config.get("trawl.site_counts")
+    if cache is None:
+        cache = request.app.config["trawl.site_counts"] = OrderedDict()
+    key = (job["id"], int(job["version"]))
+    counts = cache.get(key)
+    if counts is None:
+        counts = cache[key] = sites.count_by_state(DB, job["id"])
+        while len(cache) > SITE_COUNTS_KEPT:
+            cache.popitem(last=False)
+    return counts
 
 
 @routes.get("/api/jobs/<job_id>/pages")

@@ -249,15 +249,24 @@ def _filter(job_id: str, state: str | None) -> tuple[str, tuple]:
 
 def list_sites(db: Database, job_id: str, limit: int, offset: int, state: str | None = None,
                sort: str = "site") -> tuple[list[dict], int]:
+    """One page of sites and how many match (the count walks the job's index: O(sites))."""
     where, args = _filter(job_id, state)
     with db.read() as s:
         total = int(s.scalar(f"SELECT COUNT(*) FROM sites WHERE {where}", args))
+    return page_of_sites(db, job_id, limit, offset, state, sort), total
+
+
+def page_of_sites(db: Database, job_id: str, limit: int, offset: int, state: str | None = None,
+                  sort: str = "site") -> list[dict]:
+    """One page of sites: one walk of an index of (job_id, ...), `offset + limit` entries long."""
+    where, args = _filter(job_id, state)
+    with db.read() as s:
         rows = s.all(
             f"SELECT {', '.join(SITE_FIELDS)} FROM sites WHERE {where} "
             f"ORDER BY {SORTS[sort]} LIMIT ? OFFSET ?",
             (*args, limit, offset),
         )
-    return [site_document(r) for r in rows], total
+    return [site_document(r) for r in rows]
 
 
 def iter_sites(db: Database, job_id: str, state: str | None = None, page: int = 1000) -> Iterator[dict]:
