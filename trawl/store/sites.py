@@ -258,15 +258,25 @@ def list_sites(db: Database, job_id: str, limit: int, offset: int, state: str | 
 
 def page_of_sites(db: Database, job_id: str, limit: int, offset: int, state: str | None = None,
                   sort: str = "site") -> list[dict]:
-    """One page of sites: one walk of an index of (job_id, ...), `offset + limit` entries long."""
+    """One page of sites: the names from one walk of an index of (job_id, ...), then their rows.
+
+    The walk reads only the index (`offset + limit` entries); the rows are
+    read for the page alone. One query would fetch every skipped row too
+    (SQLite does for OFFSET): ~10 ms deep into 20,000 sites.
+    """
     where, args = _filter(job_id, state)
     with db.read() as s:
-        rows = s.all(
-            f"SELECT {', '.join(SITE_FIELDS)} FROM sites WHERE {where} "
-            f"ORDER BY {SORTS[sort]} LIMIT ? OFFSET ?",
+        names = [r["site"] for r in s.all(
+            f"SELECT site FROM sites WHERE {where} ORDER BY {SORTS[sort]} LIMIT ? OFFSET ?",
             (*args, limit, offset),
-        )
-    return [site_document(r) for r in rows]
+        )]
+        if not names:
+            return []
+        rows = {r["site"]: r for r in s.all(
+            f"SELECT {', '.join(SITE_FIELDS)} FROM sites WHERE job_id = ? AND site IN ({_marks(names)})",
+            (job_id, *names),
+        )}
+    return [site_document(rows[name]) for name in names if name in rows]
 
 
 def iter_sites(db: Database, job_id: str, state: str | None = None, page: int = 1000) -> Iterator[dict]:
