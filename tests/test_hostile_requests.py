@@ -528,6 +528,42 @@ def test_a_body_that_never_arrives_is_answered_408_and_closed(slow_body_server):
     db.close()
 
 
+def _chunked(path: bytes, ctype: bytes, chunks: bytes) -> bytes:
+    return (b"POST " + path + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: " + ctype +
+            b"\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks)
+
+
+def test_a_chunked_body_is_read_once_and_accepted(slow_body_server):
+    body = b'{"urls": ["http://a.example/", "http://b.example/"]}'
+    data = _raw(slow_body_server, _chunked(b"/api/jobs", b"application/json",
+                                           b"%x\r\n%s\r\n%x\r\n%s\r\n0\r\n\r\n" % (10, body[:10], len(body) - 10, body[10:])))
+    head, _, payload = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 202"), data[:300]
+    assert json.loads(payload)["status"] == "queued"
+
+
+@pytest.mark.parametrize("chunks, status", [(b"zz\r\n", 400), (b"5\r\nabc", 408), (b"-1\r\n\r\n", 400)])
+def test_a_broken_chunked_body_is_a_4xx(slow_body_server, chunks, status):
+    for path, ctype in ((b"/api/jobs", b"application/json"), (b"/login", b"application/x-www-form-urlencoded")):
+        data = _raw(slow_body_server, _chunked(path, ctype, chunks))
+        head, _, payload = data.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 %d" % status), data[:300]
+        assert "body" in json.loads(payload)["fields"]
+
+
+def test_a_chunked_body_over_the_limit_is_413(tmp_path):
+    # A small limit, so gunicorn has taken every byte off the socket before the answer (no RST).
+    server = start_server(tmp_path, TRAWL_MAX_BODY_BYTES="1000")
+    try:
+        chunks = b"".join(b"%x\r\n%s\r\n" % (300, b"x" * 300) for _ in range(5)) + b"0\r\n\r\n"
+        data = _raw(server, _chunked(b"/api/jobs", b"application/json", chunks))
+    finally:
+        server.stop()
+    head, _, payload = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413"), data[:300]
+    assert json.loads(payload)["fields"] == {"body": "at most 1000 bytes"}
+
+
 @pytest.mark.parametrize("payload, status", [
     (b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 414),
     (b"POST /api/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: abc\r\n\r\n", 400),
