@@ -24,14 +24,14 @@ import bottle
 import gevent
 from bottle import Bottle, HTTPResponse, request, response
 
-from trawl import config, progress, trigger
+from trawl import config, notify, progress, trigger
 from trawl.config import Settings
 from trawl.early_close import EARLY_CLOSE_ROUTES, closes_early
 from trawl.health import run_checks
 from trawl.jobs import InvalidOptions, Status, TransitionRefused, parse_options
 from trawl.netcheck import is_allowed_host
 from trawl.store import Database, open_database
-from trawl.store import job_rows, registry, results
+from trawl.store import deliveries, job_rows, registry, results, sites
 from trawl.store.job_rows import JobNotFound
 
 
@@ -395,7 +395,16 @@ def list_jobs():
 @routes.get("/api/jobs/<job_id>")
 def get_job(job_id: str):
     job = load_job_or_404(job_id)
-    return json_response(progress.job_document(job, live_workers_for(job_id)))
+    doc = progress.job_document(job, live_workers_for(job_id))
+    doc["notify"] = job_notify(job)
+    return json_response(doc)
+
+
+def job_notify(job: dict) -> dict | None:
+    """The webhook's delivery state (one primary-key read, only for jobs with a notify_url)."""
+    if not json.loads(job["options"]).get("notify_url"):
+        return None
+    return notify.notify_document(job, deliveries.delivery_for(DB, job["id"]))
 
 
 @routes.get("/api/jobs/<job_id>/progress")
@@ -480,17 +489,74 @@ def stream_csv(rows, fields):
 def list_emails(job_id: str):
     load_job_or_404(job_id)
     q = (request.query.getunicode("q") or "").strip() or None
+    site = site_param()
     fmt = request.query.get("format") or "json"
     if fmt == "csv":
         response.content_type = "text/csv; charset=utf-8"
         response.set_header("Content-Disposition", f'attachment; filename="trawl-{job_id}-emails.csv"')
-        return stream_csv(results.iter_emails(DB, job_id, q), results.EMAIL_FIELDS)
+        return stream_csv(results.iter_emails(DB, job_id, q, site), results.EMAIL_FIELDS)
+    if fmt == "jsonl":
+        return stream_jsonl(results.iter_emails(DB, job_id, q, site), f"trawl-{job_id}-emails.jsonl")
     if fmt != "json":
-        raise fail(400, "unknown format", {"format": "json or csv"})
+        raise fail(400, "unknown format", {"format": "json, csv or jsonl"})
     limit = int_param("limit", 100, 1, 1000)
     offset = int_param("offset", 0, 0, 10**9)
-    emails, total = results.list_emails(DB, job_id, limit, offset, q)
+    emails, total = results.list_emails(DB, job_id, limit, offset, q, site)
     return json_response({"emails": emails, "total": total})
+
+
+def site_param() -> str | None:
+    site = request.query.getunicode("site")
+    if site is None or site == "":
+        return None
+    if len(site) > 255 or any(ch in site for ch in "\x00\r\n"):
+        raise fail(400, "invalid query parameter site", {"site": "a site name as /sites lists it"})
+    return site.strip().lower()
+
+
+def stream_jsonl(rows, filename: str):
+    """One JSON object per line, flushed every ~64 KiB: memory stays at one page of rows."""
+    response.content_type = "application/x-ndjson; charset=utf-8"
+    response.set_header("Content-Disposition", f'attachment; filename="{filename}"')
+
+    def lines():
+        buf = []
+        size = 0
+        for row in rows:
+            line = json.dumps(row, separators=(",", ":"), ensure_ascii=False) + "\n"
+            buf.append(line)
+            size += len(line)
+            if size > 64 * 1024:
+                yield "".join(buf).encode()
+                buf, size = [], 0
+        yield "".join(buf).encode()
+
+    return lines()
+
+
+@routes.get("/api/jobs/<job_id>/sites")
+def list_sites(job_id: str):
+    load_job_or_404(job_id)
+    state = request.query.get("state") or None
+    if state and state not in sites.SITE_STATES:
+        raise fail(400, "unknown site state", {"state": "one of " + ", ".join(sites.SITE_STATES)})
+    fmt = request.query.get("format") or "json"
+    if fmt == "csv":
+        response.content_type = "text/csv; charset=utf-8"
+        response.set_header("Content-Disposition", f'attachment; filename="trawl-{job_id}-sites.csv"')
+        return stream_csv(sites.csv_records(sites.iter_sites(DB, job_id, state)), sites.CSV_FIELDS)
+    if fmt != "json":
+        raise fail(400, "unknown format", {"format": "json or csv"})
+    sort = request.query.get("sort") or "site"
+    if sort not in sites.SORTS:
+        raise fail(400, "unknown sort", {"sort": "one of " + ", ".join(sites.SORTS)})
+    limit = int_param("limit", 100, 1, 1000)
+    offset = int_param("offset", 0, 0, 10**9)
+    rows, total = sites.list_sites(DB, job_id, limit, offset, state, sort)
+    body = {"sites": rows, "total": total}
+    if request.query.get("counts") == "1":  # the job page's filter buttons, in the same round trip
+        body["states"] = sites.count_by_state(DB, job_id)
+    return json_response(body)
 
 
 @routes.get("/api/jobs/<job_id>/pages")

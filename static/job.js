@@ -140,7 +140,7 @@
     };
   }
 
-  const emails = { offset: 0, limit: 50, q: '', sort: 'email', dir: 1, rows: [], total: 0, seen: -1 };
+  const emails = { offset: 0, limit: 50, q: '', site: '', sort: 'email', dir: 1, rows: [], total: 0, seen: -1 };
   const failed = { offset: 0, limit: 20, total: 0, seen: -1 };
 
   const loadEmailsSoon = throttled(loadEmails, 3000);
@@ -150,18 +150,20 @@
     const over = FINISHED.includes(doc.status);
     if (doc.emails !== emails.seen) loadEmailsSoon(over);
     if (doc.pages.failed !== failed.seen) loadFailedSoon(over);
+    if (ended(doc.pages) !== sites.seen) loadSitesSoon(over);
   }
 
   async function loadEmails() {
     const params = new URLSearchParams({ limit: emails.limit, offset: emails.offset });
     if (emails.q) params.set('q', emails.q);
+    if (emails.site) params.set('site', emails.site);
     try {
       const resp = await api(`${base}/emails?${params}`);
       if (!resp.ok) return;
       const data = await resp.json();
       emails.rows = data.emails;
       emails.total = data.total;
-      emails.seen = emails.q ? emails.seen : data.total;
+      emails.seen = emails.q || emails.site ? emails.seen : data.total;
       renderEmails();
     } catch (err) { /* the next progress change retries */ }
   }
@@ -176,11 +178,12 @@
     body.replaceChildren(...rows.map((r) => el('tr', {},
       el('td', { class: 'email' }, r.email),
       el('td', {}, r.domain),
+      el('td', {}, r.site),
       el('td', { class: 'num' }, fmt.num(r.pages)),
       el('td', {}, (r.sources || []).join(', ')),
       el('td', { class: 'url' }, safeLink(r.first_url)))));
     $('emails-empty').hidden = rows.length > 0;
-    $('emails-empty').textContent = emails.q ? 'No address matches the filter.' : 'No addresses yet.';
+    $('emails-empty').textContent = emails.q || emails.site ? 'No address matches the filter.' : 'No addresses yet.';
     $('emails-total').textContent = `(${fmt.num(emails.total)})`;
     $('emails-sort-note').hidden = emails.total <= emails.limit;
     renderPager($('emails-pager'), emails);
@@ -189,9 +192,12 @@
       if (key === emails.sort) th.setAttribute('aria-sort', emails.dir > 0 ? 'ascending' : 'descending');
       else th.removeAttribute('aria-sort');
     });
-    const q = emails.q ? `&q=${encodeURIComponent(emails.q)}` : '';
+    const q = (emails.q ? `&q=${encodeURIComponent(emails.q)}` : '')
+      + (emails.site ? `&site=${encodeURIComponent(emails.site)}` : '');
     $('dl-csv').href = `${base}/emails?format=csv${q}`;
-    $('dl-json').href = `${base}/emails?limit=1000${q}`;
+    $('dl-json').href = `${base}/emails?format=jsonl${q}`;
+    $('e-site').hidden = !emails.site;
+    $('e-site').querySelector('[data-site]').textContent = emails.site || '';
   }
 
   function renderPager(pager, state) {
@@ -254,6 +260,88 @@
     } catch (err) { /* retried on the next change */ }
   }
 
+  // -- sites: paged, filtered and sorted by the server, so 10,000 sites cost one page ----
+
+  const sites = { offset: 0, limit: 25, state: '', sort: 'site', dir: 1, total: 0, seen: -1 };
+  const loadSitesSoon = throttled(loadSites, 3000);
+
+  async function loadSites() {
+    const sort = (sites.dir < 0 ? '-' : '') + sites.sort;
+    const params = new URLSearchParams({ limit: sites.limit, offset: sites.offset, sort, counts: '1' });
+    if (sites.state) params.set('state', sites.state);
+    const seen = ended(current.pages);
+    try {
+      const resp = await api(`${base}/sites?${params}`);
+      if (!resp.ok) return;
+      const data = await resp.json();
+      sites.total = data.total;
+      sites.seen = seen;
+      renderSites(data);
+    } catch (err) { /* retried on the next change */ }
+  }
+
+  function renderSites(data) {
+    const body = document.querySelector('#sites tbody');
+    body.replaceChildren(...data.sites.map((s) => el('tr', { dataset: { site: s.site, state: s.state } },
+      el('td', { class: 'site' }, el('button', {
+        type: 'button', class: 'linkish site-link', title: `Show the addresses found on ${s.site}`,
+        dataset: { site: s.site },
+      }, s.site)),
+      el('td', {}, el('span', { class: 'site-state', dataset: { state: s.state } }, s.state)),
+      el('td', { class: 'num' }, `${fmt.num(s.pages.done)} / ${fmt.num(s.pages.failed)} / ${fmt.num(s.pages.skipped)}`),
+      el('td', { class: 'num' }, fmt.num(s.emails)),
+      el('td', { class: 'num' }, fmt.num(s.own_emails)),
+      el('td', { class: 'site-error' }, s.error || ''))));
+    $('sites-empty').hidden = data.sites.length > 0;
+    $('sites-empty').textContent = sites.state ? `No site is ${sites.state}.` : 'No sites yet.';
+    const all = Object.values(data.states || {}).reduce((a, b) => a + b, 0);
+    $('sites-total').textContent = `(${fmt.num(all)})`;
+    document.querySelectorAll('#site-states button[data-state]').forEach((button) => {
+      const state = button.dataset.state;
+      button.setAttribute('aria-pressed', String(state === sites.state));
+      button.querySelector('[data-count]').textContent = fmt.num(state ? (data.states || {})[state] : all);
+    });
+    document.querySelectorAll('#sites th').forEach((th) => {
+      const key = (th.querySelector('[data-sort]') || {}).dataset;
+      if (key && key.sort === sites.sort) th.setAttribute('aria-sort', sites.dir > 0 ? 'ascending' : 'descending');
+      else th.removeAttribute('aria-sort');
+    });
+    renderPager($('sites-pager'), sites);
+    $('dl-sites-csv').href = `${base}/sites?format=csv${sites.state ? `&state=${sites.state}` : ''}`;
+  }
+
+  bindPager($('sites-pager'), sites, loadSites);
+  $('site-states').addEventListener('click', (event) => {
+    const button = event.target.closest('button[data-state]');
+    if (!button) return;
+    sites.state = button.dataset.state;
+    sites.offset = 0;
+    loadSites();
+  });
+  document.querySelectorAll('#sites [data-sort]').forEach((button) => {
+    button.addEventListener('click', () => {
+      const key = button.dataset.sort;
+      // Addresses sort most first; names and states A to Z.
+      sites.dir = sites.sort === key ? -sites.dir : (key === 'emails' ? -1 : 1);
+      sites.sort = key;
+      sites.offset = 0;
+      loadSites();
+    });
+  });
+  document.querySelector('#sites tbody').addEventListener('click', (event) => {
+    const link = event.target.closest('.site-link');
+    if (!link) return;
+    showSiteAddresses(link.dataset.site);
+  });
+
+  function showSiteAddresses(site) {
+    emails.site = site;
+    emails.offset = 0;
+    loadEmails();
+    if (site) $('emails-h').scrollIntoView({ block: 'start' });
+  }
+  $('e-site-clear').addEventListener('click', () => showSiteAddresses(''));
+
   // -- workers on this job ---------------------------------------------------------------
 
   const workers = new Trawl.Repeater(async () => {
@@ -282,6 +370,7 @@
   setInterval(() => {
     if (!document.hidden && !FINISHED.includes(current.status)) chart.add(ended(current.pages));
   }, 2000);
+  loadSites();
   loadEmails();
   loadFailed();
   workers.start();

@@ -50,19 +50,52 @@
 </section>
 </div>
 
+<section class="card" aria-labelledby="sites-h">
+  <h2 id="sites-h">Sites <span id="sites-total" class="muted"></span></h2>
+  <div class="toolbar wrap">
+    <div class="chips" id="site-states" role="group" aria-label="Show sites in state">
+      <button type="button" data-state="" aria-pressed="true">all <span data-count></span></button>
+      % for state in ('pending', 'crawling', 'done', 'unreachable', 'blocked'):
+      <button type="button" data-state="{{state}}" aria-pressed="false"><span class="site-state" data-state="{{state}}">{{state}}</span> <span data-count></span></button>
+      % end
+    </div>
+    <span class="spacer"></span>
+    <a id="dl-sites-csv" class="button" href="/api/jobs/{{job['id']}}/sites?format=csv" download aria-label="Download the sites as CSV">Download CSV</a>
+  </div>
+  <table class="sites" id="sites">
+    <thead><tr>
+      <th scope="col" aria-sort="ascending"><button type="button" data-sort="site">Site</button></th>
+      <th scope="col"><button type="button" data-sort="state">State</button></th>
+      <th scope="col" class="num" title="done / failed / skipped">Pages</th>
+      <th scope="col" class="num"><button type="button" data-sort="emails">Addresses</button></th>
+      <th scope="col" class="num" title="addresses at the site's own domain">Own domain</th>
+      <th scope="col">Error</th>
+    </tr></thead>
+    <tbody></tbody>
+  </table>
+  <p id="sites-empty" class="muted">No sites yet.</p>
+  <div class="pager" id="sites-pager">
+    <button type="button" data-page="prev">Previous</button>
+    <span data-range></span>
+    <button type="button" data-page="next">Next</button>
+  </div>
+</section>
+
 <section class="card" aria-labelledby="emails-h">
   <h2 id="emails-h">Emails <span id="emails-total" class="muted"></span></h2>
   <div class="toolbar">
     <label for="e-filter">Filter</label>
     <input type="search" id="e-filter" placeholder="part of an address">
+    <span id="e-site" class="chip" hidden>site <strong data-site></strong> <button type="button" id="e-site-clear" aria-label="Show every site">✕</button></span>
     <span class="spacer"></span>
     <a id="dl-csv" class="button" href="/api/jobs/{{job['id']}}/emails?format=csv" download>Download CSV</a>
-    <a id="dl-json" class="button" href="/api/jobs/{{job['id']}}/emails?limit=1000" download="trawl-{{job['id']}}-emails.json">Download JSON</a>
+    <a id="dl-json" class="button" href="/api/jobs/{{job['id']}}/emails?format=jsonl" download="trawl-{{job['id']}}-emails.jsonl">Download JSON</a>
   </div>
   <table class="emails" id="emails">
     <thead><tr>
       <th scope="col" aria-sort="ascending"><button type="button" data-sort="email">Email</button></th>
       <th scope="col"><button type="button" data-sort="domain">Domain</button></th>
+      <th scope="col"><button type="button" data-sort="site">Site</button></th>
       <th scope="col" class="num"><button type="button" data-sort="pages">Pages</button></th>
       <th scope="col"><button type="button" data-sort="sources">Found as</button></th>
       <th scope="col"><button type="button" data-sort="first_url">First seen on</button></th>

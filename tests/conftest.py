@@ -71,7 +71,7 @@ def mysql_url():
 
 def _wipe(db) -> None:
     with db.transaction() as s:
-        for table in ("pages", "emails", "workers", "jobs"):
+        for table in ("pages", "emails", "workers", "jobs", "sites", "deliveries"):
             s.execute(f"DELETE FROM {table}")
 
 

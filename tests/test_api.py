@@ -257,8 +257,8 @@ def seed_results(db, job_id):
     with db.transaction() as s:
         for i, (email, sources) in enumerate([("b@shop.example", "text"), ("a@shop.example", "mailto,entity"),
                                               ("x<script>@evil.example", "text")]):
-            s.execute("INSERT INTO emails (job_id, email, domain, first_url, pages, sources, created_at) "
-                      "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            s.execute("INSERT INTO emails (job_id, email, domain, first_url, pages, sources, created_at, site) "
+                      "VALUES (?, ?, ?, ?, ?, ?, ?, 'shop.example')",
                       (job_id, email, email.split("@")[1], f"http://shop.example/{i}", i + 1, sources, time.time()))
         for i, state in enumerate(["done", "failed", "done"]):
             s.execute("INSERT INTO pages (job_id, url, url_hash, host, depth, state, http_status, bytes, error) "
@@ -272,14 +272,15 @@ def test_emails_json_csv_and_filter(api):
     seed_results(api.db, job_id)
     doc = api.call("GET", f"/api/jobs/{job_id}/emails?limit=2").json()
     assert doc["total"] == 3 and [e["email"] for e in doc["emails"]] == ["a@shop.example", "b@shop.example"]
-    assert doc["emails"][0] == {"email": "a@shop.example", "domain": "shop.example",
+    assert doc["emails"][0] == {"email": "a@shop.example", "domain": "shop.example", "site": "shop.example",
                                 "first_url": "http://shop.example/1", "pages": 2, "sources": ["mailto", "entity"]}
     assert api.call("GET", f"/api/jobs/{job_id}/emails?q=B@").json()["total"] == 1
     reply = api.call("GET", f"/api/jobs/{job_id}/emails?format=csv")
     assert reply.header("content-type").startswith("text/csv")
     rows = list(csv.reader(io.StringIO(reply.body.decode())))
-    assert rows[0] == ["email", "domain", "first_url", "pages", "sources"]
-    assert rows[1] == ["a@shop.example", "shop.example", "http://shop.example/1", "2", "mailto;entity"]
+    assert rows[0] == ["email", "domain", "site", "first_url", "pages", "sources"]
+    assert rows[1] == ["a@shop.example", "shop.example", "shop.example", "http://shop.example/1", "2",
+                       "mailto;entity"]
     assert len(rows) == 4
     assert api.call("GET", f"/api/jobs/{job_id}/emails?format=xml").status == 400
     assert api.call("GET", f"/api/jobs/{job_id}/emails?offset=-1").status == 400

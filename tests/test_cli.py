@@ -99,3 +99,29 @@ def test_status_prints_jobs_and_workers(settings, site):
     row = next(line for line in lines if line.startswith(job_id))
     assert "status check" in row and "completed" in row
     assert any(line.split()[:3] == ["worker", "role", "host"] for line in lines)
+
+
+def test_crawl_wait_ends_with_a_site_summary_and_writes_the_addresses(settings, site, tmp_path):
+    import csv
+    import json
+
+    truth = generate_site(site, pages=10, seed=13)
+    dead = "http://no-such-host.trawl-cli.invalid/"
+    jsonl, table = tmp_path / "found.jsonl", tmp_path / "found.csv"
+    out = app(settings, "crawl", site.url("/"), dead, "--inline", "--depth", "3", "--output", str(jsonl))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "sites: 2 (1 done, 1 unreachable)" in out.stdout
+    assert re.search(rf"top sites by addresses:\n +{len(truth.emails)}  127\.0\.0\.1  \(0 at its own domain\)",
+                     out.stdout), out.stdout
+    assert re.search(r"unreachable:\n  no-such-host\.trawl-cli\.invalid: .*resolve", out.stdout), out.stdout
+    assert f"wrote {len(truth.emails)} addresses to {jsonl}" in out.stdout
+    records = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert {r["email"] for r in records} == truth.emails and {r["site"] for r in records} == {"127.0.0.1"}
+    out = app(settings, "crawl", site.url("/"), "--inline", "--depth", "3", "--output", str(table))
+    rows = list(csv.DictReader(table.open()))
+    assert {r["email"] for r in rows} == truth.emails and list(rows[0])[:3] == ["email", "domain", "site"]
+
+
+def test_crawl_output_must_be_csv_or_jsonl(settings):
+    out = app(settings, "crawl", "http://a.example/", "--output", "found.xlsx")
+    assert out.returncode == 2 and "--output" in out.stderr

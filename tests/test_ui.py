@@ -320,7 +320,7 @@ def test_csv_download_has_every_address(page, trawl):
     download = info.value
     assert download.suggested_filename == f"trawl-{job_id}-emails.csv"
     lines = Path(download.path()).read_text().splitlines()
-    assert lines[0] == "email,domain,first_url,pages,sources"
+    assert lines[0] == "email,domain,site,first_url,pages,sources"
     assert len(lines) == 71
     # Paging: 50 on the first page, the rest on the next.
     from playwright.sync_api import expect
@@ -606,3 +606,93 @@ def test_unhealthy_is_503_in_both_forms_and_the_page_marks_the_failing_check(tra
     assert page.status == 503
     html = page.body.decode()
     assert 'data-check="database" data-ok="false"' in html and "python app.py migrate" in html
+
+
+@pytest.mark.browser
+def test_sites_table_shows_a_mixed_crawl_filters_and_downloads(page, trawl):
+    """A real crawl (the engine on the test's thread) of the mixed site set of tests/test_sites.py."""
+    import threading
+
+    from playwright.sync_api import expect
+
+    from tests.test_sites import start_mixed_sites
+    from trawl.config import Settings
+    from trawl.worker import run_inline
+
+    seeds, truth, servers = start_mixed_sites()
+    try:
+        job_id = call("POST", trawl.url("/api/jobs"), {"urls": list(seeds.values()), "name": "mixed sites",
+                                                       "max_depth": 3}).json()["id"]
+        page.goto(trawl.url(f"/jobs/{job_id}"))
+        settings = Settings(database_url=trawl.server.database_url, allow_private_networks=True,
+                            connect_timeout_s=3.0)
+        crawl = threading.Thread(target=run_inline, args=(settings, trawl.db, job_id, lambda: False))
+        crawl.start()
+        expect(page.locator("#sites tbody tr")).to_have_count(5)
+        screenshot(page, "job-sites-running.png")
+        crawl.join(timeout=60)
+        expect_status(page, "completed", timeout_ms=20_000)
+        rows = page.locator("#sites tbody tr")
+        expect(page.locator('#sites tbody tr[data-state="unreachable"]')).to_have_count(2, timeout=10_000)
+        states = dict(zip(rows.locator("td.site").all_inner_texts(),
+                          rows.locator(".site-state").all_inner_texts()))
+        assert states == {"127.0.0.2": "done", "127.0.0.3": "blocked", "127.0.0.4": "unreachable",
+                          "127.0.0.5": "done", "no-such-host.trawl-test.invalid": "unreachable"}
+        blocked = page.locator('#sites tbody tr[data-site="127.0.0.3"]')
+        expect(blocked.locator(".site-error")).to_have_text("disallowed by robots.txt")
+        expect(page.locator("#site-states button[data-state=unreachable] [data-count]")).to_have_text("2")
+        screenshot(page, "job-sites-completed.png")
+
+        page.locator("#site-states").get_by_role("button", name="unreachable").click()
+        expect(page.locator("#sites tbody tr")).to_have_count(2)
+        assert set(page.locator("#sites .site-state").all_inner_texts()) == {"unreachable"}
+        assert "resolve" in page.locator('#sites tr[data-site="no-such-host.trawl-test.invalid"] .site-error'
+                                         ).inner_text().lower()
+        screenshot(page, "job-sites-unreachable.png")
+
+        with page.expect_download() as info:
+            page.get_by_role("link", name="Download the sites as CSV").click()
+        lines = Path(info.value.path()).read_text().splitlines()
+        assert info.value.suggested_filename == f"trawl-{job_id}-sites.csv"
+        assert lines[0].startswith("site,seed,state,") and len(lines) == 3  # the filter applies
+
+        page.locator("#site-states").get_by_role("button", name="all").click()
+        expect(page.locator("#sites tbody tr")).to_have_count(5)
+        page.locator("#sites").get_by_role("button", name="127.0.0.5").click()
+        expect(page.locator("#emails tbody tr")).to_have_count(2)
+        assert set(page.locator("#emails tbody td.email").all_inner_texts()) == {
+            "hello@northwind-mail.com", "sales@northwind-mail.com"}
+        expect(page.locator("#e-site")).to_be_visible()
+        screenshot(page, "job-sites-filtered-addresses.png")
+        with page.expect_download() as info:
+            page.get_by_role("link", name="Download JSON").click()
+        records = [json.loads(line) for line in Path(info.value.path()).read_text().splitlines()]
+        assert {r["email"] for r in records} == {"hello@northwind-mail.com", "sales@northwind-mail.com"}
+        page.locator("#e-site-clear").click()
+        expect(page.locator("#emails tbody tr")).to_have_count(min(50, len(truth.emails) + 2))
+        assert page.errors == []
+    finally:
+        for server in servers:
+            server.stop()
+
+
+@pytest.mark.browser
+def test_sites_table_pages_ten_thousand_sites_on_the_server(page, trawl):
+    from playwright.sync_api import expect
+
+    from trawl.store import frontier
+
+    job_id = call("POST", trawl.url("/api/jobs"),
+                  {"urls": [f"http://site{i:05d}.com/" for i in range(10_000)]}).json()["id"]
+    frontier.expand_seeds(trawl.db, job_id)
+    page.goto(trawl.url(f"/jobs/{job_id}"))
+    expect(page.locator("#sites-pager [data-range]")).to_have_text("1–25 of 10,000")
+    expect(page.locator("#sites tbody tr")).to_have_count(25)
+    page.locator("#sites-pager").get_by_role("button", name="Next").click()
+    expect(page.locator("#sites tbody tr").first).to_have_attribute("data-site", "site00025.com")
+    page.locator("#sites thead").get_by_role("button", name="Site").click()  # Z to A
+    expect(page.locator("#sites tbody tr").first).to_have_attribute("data-site", "site09999.com")
+    expect(page.locator("#site-states button[data-state=pending] [data-count]")).to_have_text("10,000")
+    site_calls = [u for u in page.requests if "/sites?" in u]
+    assert site_calls and all("limit=25" in u for u in site_calls)  # never the whole list
+    assert page.errors == []

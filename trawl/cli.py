@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     cr.add_argument("--workers", type=int, default=None, help="worker processes for this job")
     cr.add_argument("--wait", action="store_true", help="show a progress bar until the job ends")
     cr.add_argument("--inline", action="store_true", help="crawl in this process, without a supervisor")
+    cr.add_argument("--output", default=None, metavar="FILE.csv|FILE.jsonl",
+                    help="when the job ends, write every address to FILE (implies --wait)")
+    cr.add_argument("--notify-url", default=None, help="POST the final job object here when it ends")
     cr.set_defaults(fn=cmd_crawl)
     return p
 

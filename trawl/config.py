@@ -76,6 +76,13 @@ class Settings:
     connect_timeout_s: float = 10.0
     total_timeout_s: float = 30.0
     max_page_bytes: int = 5 * 1024 * 1024
+    # Completion webhooks (trawl/notify.py): first retry after notify_retry_s,
+    # doubling up to notify_retry_max_s, given up notify_give_up_s after the
+    # job ended; one POST may take notify_timeout_s.
+    notify_retry_s: float = 10.0
+    notify_retry_max_s: float = 600.0
+    notify_give_up_s: float = 3600.0
+    notify_timeout_s: float = 15.0
 
     @property
     def allowed_host_names(self) -> frozenset[str]:

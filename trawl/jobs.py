@@ -93,6 +93,7 @@ class JobOptions:
     per_host_delay_ms: int = 0
     concurrency: int = 50
     workers: int | None = None
+    notify_url: str | None = None
 
     def settings_dict(self) -> dict:
         """Everything but the seed list (stored separately, raw)."""
@@ -221,6 +222,26 @@ def _parse_name(raw, errors: dict[str, str]) -> str:
     return name
 
 
+def _parse_notify_url(raw, errors: dict[str, str]) -> str | None:
+    """An absolute http(s) URL with a host, or None; where it points is judged at delivery (SSRF guard)."""
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None
+    if not isinstance(raw, str):
+        errors["notify_url"] = "must be an http or https URL or null"
+        return None
+    url = raw.strip()
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises on a bad port)
+    except ValueError:
+        parts = None
+    if (parts is None or parts.scheme.lower() not in ("http", "https") or not parts.hostname
+            or len(url) > MAX_URL_LENGTH or _CONTROL.search(url) or not _encodable(url)):
+        errors["notify_url"] = "must be an http or https URL with a host"
+        return None
+    return url
+
+
 def parse_options(body, from_form: bool = False) -> JobOptions:
     """Validate a request body; raise InvalidOptions naming every bad field.
 
@@ -247,6 +268,8 @@ def parse_options(body, from_form: bool = False) -> JobOptions:
     for name in BOOL_OPTIONS:
         if name in body:
             values[name] = _parse_bool(name, body[name], from_form, errors)
+    if "notify_url" in body:
+        values["notify_url"] = _parse_notify_url(body["notify_url"], errors)
     if errors:
         raise InvalidOptions(errors)
     return JobOptions(**values)

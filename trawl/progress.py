@@ -80,6 +80,7 @@ def job_links(job_id: str) -> dict:
         "events": f"{base}/events",
         "emails": f"{base}/emails",
         "pages": f"{base}/pages",
+        "sites": f"{base}/sites",
         "page": f"/jobs/{job_id}",
     }
 

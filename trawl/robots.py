@@ -23,6 +23,7 @@ from protego import Protego
 from trawl.fetch import FetchResult
 
 MAX_CRAWL_DELAY_S = 10.0
+REFUSED = "disallowed by robots.txt"  # the error of a page the rules refuse (trawl/store/sites.py)
 FAILED_TRIES_BEFORE_DISALLOW = 2
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -35,6 +36,7 @@ class _SiteRules:
     fetching: bool = False
     failures: int = 0
     retry_at: float = 0.0
+    failure: str | None = None  # why the file could not be read, once that means disallow all
 
     @property
     def known(self) -> bool:
@@ -83,12 +85,13 @@ class RobotsPolicy:
         elif status and 400 <= status < 500 and status != 429:
             rules.allow_all = True
         else:
-            self._record_failure(rules)
+            self._record_failure(rules, result.error or (f"HTTP {status}" if status else result.outcome))
 
-    def _record_failure(self, rules: _SiteRules) -> None:
+    def _record_failure(self, rules: _SiteRules, reason: str) -> None:
         rules.failures += 1
         if rules.failures >= FAILED_TRIES_BEFORE_DISALLOW:
             rules.disallow_all = True
+            rules.failure = reason
         else:
             rules.retry_at = time.monotonic() + self.retry_after_s
 
@@ -107,6 +110,14 @@ class RobotsPolicy:
         if rules.parser is not None:
             return rules.parser.can_fetch(url, self.user_agent)
         return rules.allow_all
+
+    def refusal(self, url: str) -> str:
+        """Why `allowed(url)` said no: the site's rules, or a robots.txt we could not read."""
+        rules = self._known_rules(url)
+        if rules.failure:
+            # Not REFUSED: the site never answered, which makes it unreachable, not blocked.
+            return f"robots.txt could not be fetched ({rules.failure}), so nothing was crawled"[:500]
+        return REFUSED
 
     def crawl_delay(self, url: str) -> float | None:
         """Seconds between requests the site asks of us, at most 10 s."""

@@ -211,6 +211,8 @@ class Supervisor:
         self._db_down_since: float | None = None
         self._db_backoff = 0.0
         self._db_failures = 0
+        self._notifier = None  # completion webhooks (trawl/notify.py), made on first use
+        self._webhooks_pending = False
 
     # -- lifecycle --------------------------------------------------------
 
@@ -232,6 +234,8 @@ class Supervisor:
                 break
             self._sleep(TICK_S)
         self._drain()
+        if self._notifier is not None:
+            self._notifier.close(self.db)
         self._db_call(lambda: self._registry().unregister(self.db, self.id))
         self.db.close()
         log.info("supervisor %s stopped", self.id)
@@ -248,6 +252,7 @@ class Supervisor:
             self._reap_stale_rows()
             self._sweep_expired_leases()
         self._scale()
+        self._send_webhooks()
 
     def _due_now(self, what: str, every: float) -> bool:
         now = time.monotonic()
@@ -474,6 +479,18 @@ class Supervisor:
         if swept:
             log.info("swept %d expired page leases", swept)
 
+    def _send_webhooks(self) -> None:
+        """Move the completion webhooks on; never blocks (a CurlMulti stepped once per tick)."""
+        from trawl.notify import Notifier
+        from trawl.store import deliveries
+
+        if self._notifier is None:
+            self._notifier = Notifier(self.settings, self.id)
+        in_flight = self._db_call(lambda: self._notifier.step(self.db), 0)
+        if self._due_now("webhooks", STALE_EVERY_S):
+            self._webhooks_pending = bool(in_flight) or bool(
+                self._db_call(lambda: deliveries.pending_count(self.db), 0))
+
     def _reap_stale_rows(self) -> None:
         """Rows whose heartbeat stopped, on any host: the process is gone or cut off.
 
@@ -499,7 +516,7 @@ class Supervisor:
     # -- idle exit (trigger-started supervisors only) ----------------------------
 
     def _idle_long_enough(self) -> bool:
-        if self.target > 0 or self.children or self.cleanups:
+        if self.target > 0 or self.children or self.cleanups or self._webhooks_pending:
             self._idle_since = None
             return False
         self._idle_since = self._idle_since or time.monotonic()

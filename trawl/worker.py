@@ -331,7 +331,7 @@ class _JobCrawl:
                 self.fetcher.submit(robots_url, _RobotsFetch(origin))
             return
         if not robots.allowed(page.url):
-            self._end(page, SKIPPED, error="disallowed by robots.txt")
+            self._end(page, SKIPPED, error=robots.refusal(page.url))
             return
         if page.host not in self.delays_applied:
             self.delays_applied.add(page.host)

@@ -65,6 +65,10 @@ class Dialect:
     # that serialises its frontier writes). Empty on SQLite, whose BEGIN
     # IMMEDIATE already holds the only write lock there is.
     lock_row = ""
+    # After a table name: read it by primary key only, for a query whose
+    # range on the key is narrow while an index on another column looks
+    # selective to the planner (sites.new_pages_by_site).
+    primary_key_only = ""
 
     def connect(self):
         raise NotImplementedError
@@ -91,6 +95,7 @@ class Dialect:
 
 class SqliteDialect(Dialect):
     name = "sqlite"
+    primary_key_only = " NOT INDEXED"  # rowid lookups stay allowed
     ddl = {
         "pk": "INTEGER PRIMARY KEY AUTOINCREMENT",
         "text": "TEXT",
@@ -155,6 +160,7 @@ class MysqlDialect(Dialect):
     }
     lock_for_claim = " FOR UPDATE SKIP LOCKED"
     lock_row = " FOR UPDATE"
+    primary_key_only = " FORCE INDEX (PRIMARY)"
 
     def __init__(self, target: MysqlTarget, connect_timeout_s: float = 5.0):
         self.target = target

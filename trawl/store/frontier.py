@@ -12,7 +12,7 @@ killed with SIGKILL loses nothing but time.
 Lock order. Every write transaction here starts by locking the job's row
 (`SELECT ... FOR UPDATE` on MySQL/MariaDB; SQLite's BEGIN IMMEDIATE already
 serialises writers), then touches pages, then emails, then updates the job
-counters. One order for everybody means claims, commits, releases and
+counters, then the sites of the batch (trawl/store/sites.py). One order for everybody means claims, commits, releases and
 sweeps of a job queue behind each other instead of deadlocking (a claim
 holding page locks while a commit holding the job row inserts a link onto
 one of them is the classic SQL-queue deadlock). The transactions are small
@@ -31,6 +31,7 @@ import time
 from dataclasses import dataclass, field
 
 from trawl.jobs import RUNNABLE, Status, next_status, stored_options
+from trawl.store import deliveries, sites
 from trawl.store.database import Database, Session
 from trawl.urls import canonicalize, host_of, registered_domain, url_hash
 
@@ -197,7 +198,9 @@ def expand_seeds(db: Database, job_id: str) -> int:
         if job is None or job["seeded"] or job["status"] not in RUNNABLE:
             return 0
         raw = s.scalar("SELECT seeds FROM jobs WHERE id = ?", (job_id,)) or ""
-        inserted = _insert_pages(s, job_id, seed_pages(raw.splitlines()))
+        seeds = seed_pages(raw.splitlines())
+        inserted = _insert_pages(s, job_id, seeds)
+        sites.create_for_seeds(s, job_id, seeds)
         now = time.time()
         changed = s.execute(
             "UPDATE jobs SET seeded = 1, pages_discovered = pages_discovered + ?, "
@@ -376,6 +379,7 @@ def sweep_expired_leases(db: Database, now: float | None = None) -> int:
         def run(s: Session) -> int:
             if _lock_job(s, job_id) is None:
                 return 0
+            lost = sites.pages_failed_by_sweep(s, job_id, now, MAX_LEASE_LOSSES)
             failed = s.execute(
                 "UPDATE pages SET state = 'failed', lease_owner = NULL, lease_token = NULL, "
                 "lease_until = NULL, fetched_at = ?, error = ? WHERE job_id = ? AND state = 'leased' "
@@ -394,6 +398,8 @@ def sweep_expired_leases(db: Database, now: float | None = None) -> int:
                     "pages_failed = pages_failed + ?, version = version + 1, updated_at = ? WHERE id = ?",
                     (failed + back, failed, time.time(), job_id),
                 )
+            if failed:
+                sites.apply_deltas(s, job_id, lost)
             return failed + back
 
         return run
@@ -423,8 +429,10 @@ def commit_batch(db: Database, job_id: str, outcomes: list[PageOutcome], max_pag
         accepted = _write_outcomes(s, outcomes, now)
         report.accepted, report.lost = len(accepted), len(outcomes) - len(accepted)
         room = max_pages - int(job["pages_discovered"])
+        last_id = sites.last_page_id(s) if any(o.links for o in accepted) else None
         _store_links(s, job_id, accepted, room, report)
-        report.new_emails = _store_emails(s, job_id, accepted, now)
+        new_emails = _store_emails(s, job_id, accepted, now)
+        report.new_emails = len(new_emails)
         counts = {state: sum(1 for o in accepted if o.state == state) for state in ENDED_STATES}
         if accepted or report.inserted:
             s.execute(
@@ -435,9 +443,17 @@ def commit_batch(db: Database, job_id: str, outcomes: list[PageOutcome], max_pag
                 (counts[DONE], counts[FAILED], counts[SKIPPED], len(accepted), report.inserted,
                  report.new_emails, sum(o.bytes for o in accepted), now, job_id),
             )
+            _record_sites(s, job_id, accepted, last_id if report.inserted else None, new_emails)
         return report
 
     return db.retrying(run)
+
+
+def _record_sites(s: Session, job_id: str, accepted: list[PageOutcome], last_id: int | None,
+                  new_emails: dict[str, str]) -> None:
+    """The batch's share of each site's counters and state (trawl/store/sites.py)."""
+    new_pages = sites.new_pages_by_site(s, job_id, last_id) if last_id is not None else {}
+    sites.record_batch(s, job_id, accepted, new_pages, new_emails)
 
 
 def _write_outcomes(s: Session, outcomes: list[PageOutcome], now: float) -> list[PageOutcome]:
@@ -513,16 +529,19 @@ def _store_links(s: Session, job_id: str, accepted: list[PageOutcome], room: int
     report.capped = report.capped or report.inserted >= room
 
 
-def _store_emails(s: Session, job_id: str, accepted: list[PageOutcome], now: float) -> int:
-    """Insert-if-absent per address; known addresses get pages + n and merged sources."""
-    found: dict[str, list] = {}  # email -> [first_url, pages, sources]
+def _store_emails(s: Session, job_id: str, accepted: list[PageOutcome], now: float) -> dict[str, str]:
+    """Insert-if-absent per address; known addresses get pages + n and merged sources.
+
+    Returns the new addresses with their sites (the site of the first page showing them).
+    """
+    found: dict[str, list] = {}  # email -> [first_url, pages, sources, site]
     for o in accepted:
         for email, kinds in o.emails.items():
-            entry = found.setdefault(email, [o.page.url, 0, set()])
+            entry = found.setdefault(email, [o.page.url, 0, set(), o.page.site])
             entry[1] += 1
             entry[2].update(kinds)
     if not found:
-        return 0
+        return {}
     existing: dict[str, str] = {}
     for emails in _chunks(sorted(found)):
         for row in s.all(
@@ -530,11 +549,11 @@ def _store_emails(s: Session, job_id: str, accepted: list[PageOutcome], now: flo
             (job_id, *emails),
         ):
             existing[row["email"]] = row["sources"]
-    columns = ["job_id", "email", "domain", "first_url", "pages", "sources", "created_at"]
+    columns = ["job_id", "email", "domain", "first_url", "pages", "sources", "created_at", "site"]
     insert = s.dialect.insert_if_absent("emails", columns)
     missing = [e for e in found if e not in existing]
-    rows = [(job_id, e, e.rpartition("@")[2], found[e][0], found[e][1], _sources(found[e][2]), now)
-            for e in missing]
+    rows = [(job_id, e, e.rpartition("@")[2], found[e][0], found[e][1], _sources(found[e][2]), now,
+             found[e][3]) for e in missing]
     new = max(0, s.executemany(insert, rows)) if rows else 0
     if new != len(missing):
         # Cannot happen behind the job lock; never guess the counts.
@@ -548,7 +567,7 @@ def _store_emails(s: Session, job_id: str, accepted: list[PageOutcome], now: flo
         sets = sets.replace("pages = CASE", "pages = pages + CASE", 1)
         s.execute(f"UPDATE emails SET {sets} WHERE job_id = ? AND email IN ({_marks(chunk)})",
                   (*args, job_id, *chunk))
-    return new
+    return {e: found[e][3] for e in missing}
 
 
 def _sources(kinds) -> str:
@@ -576,11 +595,14 @@ def complete_if_done(db: Database, job_id: str) -> bool:
                 return False
         now = time.time()
         target = next_status(job["status"], "complete")
-        return s.execute(
+        completed = s.execute(
             "UPDATE jobs SET status = ?, started_at = COALESCE(started_at, ?), finished_at = ?, "
             "updated_at = ?, version = version + 1 WHERE id = ? AND status = ?",
             (target.value, now, now, now, job_id, job["status"]),
         ) == 1
+        if completed:
+            deliveries.job_ended(s, job_id, now)
+        return completed
 
     return db.retrying(run)
 

@@ -14,6 +14,7 @@ import threading
 import time
 
 from trawl.jobs import FINISHED, JobOptions, Status, TransitionRefused, next_status
+from trawl.store import deliveries, sites
 from trawl.store.database import Database, Session
 
 # Columns of a job without its seed list (which may be megabytes).
@@ -124,6 +125,7 @@ def list_jobs(db: Database, limit: int, before: str | None = None,
 
 
 def _retry_failed_pages(s: Session, job_id: str) -> int:
+    sites.requeue_failed(s, job_id)
     return s.execute(
         "UPDATE pages SET state = 'pending', attempts = 0, error = NULL, not_before = 0 "
         "WHERE job_id = ? AND state = 'failed'",
@@ -155,6 +157,8 @@ def apply_action(db: Database, job_id: str, action: str, error: str | None = Non
         )
         if not changed:  # somebody else moved it between our read and write
             raise TransitionRefused(current, action)
+        if target in FINISHED:
+            deliveries.job_ended(s, job_id, now)
         return get_job(s, job_id)
 
     return db.retrying(run)
@@ -166,6 +170,8 @@ def delete_job(db: Database, job_id: str) -> None:
         next_status(job["status"], "delete")
         s.execute("DELETE FROM pages WHERE job_id = ?", (job_id,))
         s.execute("DELETE FROM emails WHERE job_id = ?", (job_id,))
+        sites.delete_for_job(s, job_id)
+        deliveries.delete_for_job(s, job_id)
         s.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
 
     db.retrying(run)

@@ -90,6 +90,65 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         ){table_opts}""",
         "CREATE INDEX idx_workers_heartbeat ON workers (heartbeat_at)",
     ]),
+    # One row per (job, site): the per-site results, kept current by the
+    # same batch commits that move the job's counters (trawl/store/sites.py).
+    (2, "sites, emails.site", [
+        """CREATE TABLE sites (
+            job_id VARCHAR(32) NOT NULL,
+            site VARCHAR(255) NOT NULL,
+            seed {text} NOT NULL,
+            state VARCHAR(12) NOT NULL DEFAULT 'pending',
+            pages_discovered BIGINT NOT NULL DEFAULT 0,
+            pages_claimed BIGINT NOT NULL DEFAULT 0,
+            pages_done BIGINT NOT NULL DEFAULT 0,
+            pages_failed BIGINT NOT NULL DEFAULT 0,
+            pages_skipped BIGINT NOT NULL DEFAULT 0,
+            -- Ended pages the site's server answered (done, a 4xx, a non-HTML
+            -- body) and pages robots.txt refused: what tells done, blocked
+            -- and unreachable apart once every page has ended.
+            pages_reached BIGINT NOT NULL DEFAULT 0,
+            pages_blocked BIGINT NOT NULL DEFAULT 0,
+            emails BIGINT NOT NULL DEFAULT 0,
+            own_emails BIGINT NOT NULL DEFAULT 0,
+            error VARCHAR(500) NULL,
+            PRIMARY KEY (job_id, site)
+        ){table_opts}""",
+        "CREATE INDEX idx_sites_state ON sites (job_id, state, site)",
+        "CREATE INDEX idx_sites_emails ON sites (job_id, emails, site)",
+        "ALTER TABLE emails ADD COLUMN site VARCHAR(255) NOT NULL DEFAULT ''",
+        "CREATE INDEX idx_emails_site ON emails (job_id, site, email)",
+        # Jobs crawled before this version get their sites from their pages
+        # (counts and a coarse state; their addresses keep site '').
+        """INSERT INTO sites (job_id, site, seed, state, pages_discovered, pages_done,
+                              pages_failed, pages_skipped, pages_reached)
+           SELECT job_id, site, COALESCE(MIN(CASE WHEN depth = 0 THEN url END), MIN(url)),
+                  CASE WHEN SUM(CASE WHEN state IN ('pending', 'leased') THEN 1 ELSE 0 END) > 0
+                       THEN 'crawling'
+                       WHEN SUM(CASE WHEN state = 'done' THEN 1 ELSE 0 END) > 0 THEN 'done'
+                       ELSE 'unreachable' END,
+                  COUNT(*), SUM(CASE WHEN state = 'done' THEN 1 ELSE 0 END),
+                  SUM(CASE WHEN state = 'failed' THEN 1 ELSE 0 END),
+                  SUM(CASE WHEN state = 'skipped' THEN 1 ELSE 0 END),
+                  SUM(CASE WHEN state = 'done' THEN 1 ELSE 0 END)
+           FROM pages GROUP BY job_id, site""",
+    ]),
+    # Completion webhooks: one delivery row per job with a notify_url,
+    # written when the job ends and worked off by trawl/notify.py.
+    (3, "notify deliveries", [
+        """CREATE TABLE deliveries (
+            job_id VARCHAR(32) NOT NULL PRIMARY KEY,
+            url {text} NOT NULL,
+            state VARCHAR(12) NOT NULL DEFAULT 'pending',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_at DOUBLE NOT NULL,
+            created_at DOUBLE NOT NULL,
+            delivered_at DOUBLE NULL,
+            last_error VARCHAR(500) NULL,
+            lease_owner VARCHAR(40) NULL,
+            lease_until DOUBLE NULL
+        ){table_opts}""",
+        "CREATE INDEX idx_deliveries_due ON deliveries (state, next_at)",
+    ]),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]
