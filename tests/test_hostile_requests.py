@@ -396,9 +396,10 @@ def test_raw_header_bytes_never_break_anything(web, locked_web, data, locked):
     assert_nothing_half_stored(target, before, reply)
 
 
-QUERY_TARGETS = ["/api/jobs", "/api/jobs/{}/emails", "/api/jobs/{}/pages", "/", "/login", "/api/jobs/nope/events",
-                 "/api/jobs/{}/progress"]
-QUERY_NAMES = ["limit", "offset", "before", "status", "q", "format", "state", "from", "next", "lastEventId", "site"]
+QUERY_TARGETS = ["/api/jobs", "/api/jobs/{}/emails", "/api/jobs/{}/pages", "/api/jobs/{}/sites", "/", "/login",
+                 "/api/jobs/nope/events", "/api/jobs/{}/progress"]
+QUERY_NAMES = ["limit", "offset", "before", "status", "q", "format", "state", "from", "next", "lastEventId", "site",
+               "sort", "order", "counts"]
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -409,7 +410,7 @@ def test_raw_query_bytes_never_break_anything(web, data):
     job_id = new_job(web)
     path = data.draw(st.sampled_from(QUERY_TARGETS)).format(job_id)
     params = data.draw(st.dictionaries(st.sampled_from(QUERY_NAMES), st.binary(max_size=12) | st.sampled_from(
-        [b"9" * 5000, b"\xb2", b"csv", b"json", b"failed", job_id.encode()]), max_size=3))
+        [b"9" * 5000, b"\xb2", b"csv", b"json", b"jsonl", b"failed", b"1", b"-emails", job_id.encode()]), max_size=3))
     query = "&".join(f"{k}={quote_from_bytes(v)}" for k, v in params.items())
     reply = web.call("GET", f"{path}?{query}")
     assert_sane(reply)
