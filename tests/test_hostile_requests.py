@@ -542,8 +542,8 @@ def _chunked(path: bytes, ctype: bytes, chunks: bytes) -> bytes:
 
 def test_a_chunked_body_is_read_once_and_accepted(slow_body_server):
     body = b'{"urls": ["http://a.example/", "http://b.example/"]}'
-    data = _raw(slow_body_server, _chunked(b"/api/jobs", b"application/json",
-                                           b"%x\r\n%s\r\n%x\r\n%s\r\n0\r\n\r\n" % (10, body[:10], len(body) - 10, body[10:])))
+    chunks = b"%x\r\n%s\r\n%x\r\n%s\r\n0\r\n\r\n" % (10, body[:10], len(body) - 10, body[10:])
+    data = _raw(slow_body_server, _chunked(b"/api/jobs", b"application/json", chunks))
     head, _, payload = data.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 202"), data[:300]
     assert json.loads(payload)["status"] == "queued"
