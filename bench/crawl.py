@@ -26,6 +26,16 @@ database, no robots.txt, no per-host politeness, no SSRF checks.
 --profile runs one Trawl worker on SQLite under cProfile and prints where
 its time goes, with the Bloom filter's share of it.
 
+--tls crawls the same site three times with one Trawl worker, side by side:
+plain HTTP, HTTPS with HTTP/2 (ALPN) and HTTPS with HTTP/1.1 only, from the
+same nginx (a CA and a certificate for the loopback hosts are made for the
+run with tests/tls.py and handed to the worker as its CA bundle). nginx's
+access log of each run gives the connection reuse: TCP/TLS connections
+("sessions") per host, requests per connection, the protocol, and how many
+TLS handshakes resumed a session.
+
+    .venv/bin/python bench/crawl.py --tls [--pages 5000] [--hosts 8] [--db sqlite]
+
 Nothing is asserted: this prints a table. Bounded: every run has a timeout.
 """
 
@@ -71,8 +81,8 @@ class Site:
     pages: int
     emails: set[str]
 
-    def seeds(self) -> list[str]:
-        return [f"http://{host}:{self.port}/" for host in self.hosts]
+    def seeds(self, scheme: str = "http", port: int | None = None) -> list[str]:
+        return [f"{scheme}://{host}:{port or self.port}/" for host in self.hosts]
 
 
 def generate(root: Path, pages: int, hosts: int, port: int, seed: int = 1) -> Site:
@@ -116,13 +126,28 @@ def generate(root: Path, pages: int, hosts: int, port: int, seed: int = 1) -> Si
     return Site(root, names, port, pages, emails)
 
 
-def start_nginx(site: Site, work: Path) -> subprocess.Popen:
+# --tls: ports above --port: plain, TLS with h2, TLS with HTTP/1.1 only.
+TLS_H2, TLS_H1 = 1, 2
+ACCESS_FORMAT = "log_format reuse '$host $connection $connection_requests $server_protocol $ssl_session_reused';"
+
+
+def start_nginx(site: Site, work: Path, cert=None) -> subprocess.Popen:
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     if not os.path.exists(nginx):
         sys.exit("nginx is needed: apt-get install -y nginx")
     servers = "\n".join(
-        f"server {{ listen {host}:{site.port}; root {site.root / host}; index index.html; }}"
+        f"server {{ listen {host}:{site.port}; root {site.root / host}; index index.html; "
+        f"{'' if cert is None else f'access_log {work}/access-{site.port}.log reuse;'} }}"
         for host in site.hosts)
+    if cert is not None:
+        for offset, h2 in ((TLS_H2, " http2"), (TLS_H1, "")):
+            port = site.port + offset
+            servers += "\n" + "\n".join(
+                f"server {{ listen {host}:{port} ssl{h2}; root {site.root / host}; index index.html; "
+                f"ssl_certificate {cert.cert}; ssl_certificate_key {cert.key}; "
+                f"ssl_session_cache shared:tls{offset}:10m; access_log {work}/access-{port}.log reuse; }}"
+                for host in site.hosts)
+        servers = ACCESS_FORMAT + "\n" + servers
     conf = work / "nginx.conf"
     conf.write_text(textwrap.dedent(f"""
         worker_processes 1;
@@ -195,7 +220,8 @@ WORKER = textwrap.dedent("""
     url, worker_id = sys.argv[1], sys.argv[2]
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
-    settings = Settings(database_url=url, allow_private_networks=True)
+    settings = Settings(database_url=url, allow_private_networks=True,
+                        ca_bundle=sys.argv[3] if len(sys.argv) > 3 else "")
     Worker(settings, open_database(url), worker_id, "bench").run(lambda: bool(stop), idle_exit_s=1.0)
 """)
 
@@ -218,26 +244,28 @@ def fresh_database(kind: str, work: Path) -> tuple[str, callable]:
     return f"mysql://root:@127.0.0.1:3306/{name}", drop
 
 
-def run_trawl(site: Site, kind: str, workers: int, work: Path, timeout: float, profile: Path | None = None) -> dict:
+def run_trawl(site: Site, kind: str, workers: int, work: Path, timeout: float, profile: Path | None = None,
+              seeds: list[str] | None = None, ca_bundle: str = "", label: str = "") -> dict:
     from trawl.jobs import JobOptions
     from trawl.store import job_rows, open_database, results
 
     url, drop = fresh_database(kind, work)
     try:
         db = open_database(url, migrate_now=True)
-        options = JobOptions(urls=site.seeds(), max_depth=100, max_pages=site.pages + len(site.hosts),
+        options = JobOptions(urls=seeds or site.seeds(), max_depth=100, max_pages=site.pages + len(site.hosts),
                              concurrency=100, per_host_connections=8)
         job_id = job_rows.insert_job(db, options)["id"]
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         script = write_script(work, WORKER)
         prefix = [sys.executable] + (["-m", "cProfile", "-o", str(profile)] if profile else [])
-        procs = [spawn(prefix + [str(script), url, f"bench-{i}"], env=env, cwd=ROOT) for i in range(workers)]
+        extra = [ca_bundle] if ca_bundle else []
+        procs = [spawn(prefix + [str(script), url, f"bench-{i}", *extra], env=env, cwd=ROOT) for i in range(workers)]
         usages = [reap(p, t, timeout) for p, t in procs]
         job = job_rows.load_job(db, job_id)
         emails = {e["email"] for e in results.iter_emails(db, job_id)}
         elapsed = (job["finished_at"] or time.time()) - (job["started_at"] or time.time())
         db.close()
-        return row(f"trawl {workers}w {kind}", int(job["pages_done"]), elapsed, usages, emails, site,
+        return row(label or f"trawl {workers}w {kind}", int(job["pages_done"]), elapsed, usages, emails, site,
                    note=job["status"])
     finally:
         drop()
@@ -411,6 +439,41 @@ def print_profile(path: Path, kind: str) -> None:
     print(f"  Bloom filter lookups and adds, cumulative  {bloom:7.2f} s  {100 * bloom / total:5.1f} %")
 
 
+# ---------------------------------------------------------------- --tls
+
+
+def connection_reuse(log: Path, hosts: int) -> str:
+    """Sessions per host, requests per session, protocol and TLS resumption, from nginx's log."""
+    connections: dict[str, set[str]] = {}
+    protocols, requests, resumed = set(), 0, set()
+    for line in log.read_text().splitlines() if log.exists() else []:
+        host, connection, _, protocol, reused = line.split()
+        connections.setdefault(host, set()).add(connection)
+        protocols.add(protocol)
+        requests += 1
+        if reused == "r":
+            resumed.add(connection)
+    total = sum(len(c) for c in connections.values())
+    if not total:
+        return "no requests logged"
+    return (f"{total / hosts:.1f} sessions/host, {requests / total:.0f} req/session, {'+'.join(sorted(protocols))}"
+            + (f", {len(resumed)} resumed" if resumed else ""))
+
+
+def run_tls(site: Site, kind: str, work: Path, timeout: float) -> list[dict]:
+    rows = []
+    runs = (("http", site.port, "plain HTTP/1.1"), ("https", site.port + TLS_H2, "TLS, HTTP/2 by ALPN"),
+            ("https", site.port + TLS_H1, "TLS, HTTP/1.1"))
+    bundle = str(work / "ca" / "ca.pem")
+    for scheme, port, label in runs:
+        result = run_trawl(site, kind, 1, work, timeout, seeds=site.seeds(scheme, port), ca_bundle=bundle,
+                           label=f"trawl 1w {kind}: {label}")
+        result["note"] = f"{result['note']}; {connection_reuse(work / f'access-{port}.log', len(site.hosts))}"
+        rows.append(result)
+        print_table(rows[-1:])
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pages", type=int, default=20_000)
@@ -422,6 +485,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--profile-db", default="sqlite", help="database of the --profile run")
     parser.add_argument("--port", type=int, default=18080)
+    parser.add_argument("--tls", action="store_true", help="plain HTTP vs HTTPS (h2, HTTP/1.1) side by side")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="trawl-bench-"))
     work.chmod(0o755)
@@ -431,9 +495,18 @@ def main() -> None:
         site = generate(work / "site", args.pages, args.hosts, args.port)
         print(f"site: {args.pages} pages on {args.hosts} hosts, {len(site.emails)} addresses "
               f"(generated in {time.monotonic() - t:.1f} s)")
-        nginx = start_nginx(site, work)
+        cert = None
+        if args.tls:
+            from tests.tls import TestCA
+
+            cert = TestCA(work / "ca").issue(["localhost"], ips=site.hosts)
+            runs = []  # only the TLS comparison
+        nginx = start_nginx(site, work, cert)
         rows = []
         try:
+            if args.tls:
+                for kind in args.db.split(","):
+                    rows += run_tls(site, kind, work, args.timeout)
             for kind in args.db.split(","):
                 for n in (1, 2):
                     if f"trawl{n}" in runs:

@@ -31,18 +31,18 @@
       <p class="error" id="e-name" data-error-for="name"></p>
     </div>
     <div class="grid">
-      % for name, label, default, hint in (('max_depth', 'Max depth', 2, '0 = seeds only'), ('max_pages', 'Max pages', 1000, 'up to 1,000,000'), ('concurrency', 'Concurrency', 50, 'fetches per worker, 1–100'), ('per_host_connections', 'Host connections', 4, '1–100'), ('per_host_delay_ms', 'Host delay (ms)', 0, 'between requests to a host'), ('workers', 'Workers', '', 'empty = automatic')):
+      % for name, label, default, hint in (('max_depth', 'Max depth', 2, '0 = seeds only'), ('max_pages', 'Max pages', 1000, 'up to 1,000,000'), ('concurrency', 'Concurrency', 50, 'fetches per worker, 1–100'), ('per_host_connections', 'Host connections', 4, '1–100'), ('per_host_delay_ms', 'Host delay (ms)', 0, 'between requests to a host'), ('workers', 'Workers', '', 'empty = automatic'), ('max_pages_per_site', 'Max pages per site', '', 'empty = no limit; e.g. 20 for contact discovery')):
       % value = p.get(name, default)
       <div class="field">
         <label for="f-{{name}}">{{label}}</label>
-        <input type="text" inputmode="numeric" id="f-{{name}}" name="{{name}}" data-int value="{{'' if value is None else value}}" placeholder="{{'auto' if name == 'workers' else ''}}" aria-describedby="h-{{name}} e-{{name}}">
+        <input type="text" inputmode="numeric" id="f-{{name}}" name="{{name}}" data-int value="{{'' if value is None else value}}" placeholder="{{'auto' if name == 'workers' else 'no limit' if name == 'max_pages_per_site' else ''}}" aria-describedby="h-{{name}} e-{{name}}">
         <p class="hint" id="h-{{name}}">{{hint}}</p>
         <p class="error" id="e-{{name}}" data-error-for="{{name}}"></p>
       </div>
       % end
     </div>
     <div class="checks">
-      % for name, label in (('same_domain', 'Same domain only'), ('obey_robots', 'Obey robots.txt')):
+      % for name, label in (('same_domain', 'Same domain only'), ('obey_robots', 'Obey robots.txt'), ('use_sitemaps', 'Use sitemaps'), ('verify_tls', 'Verify TLS certificates')):
       <div class="check">
         <input type="hidden" name="{{name}}" value="0">
         <input type="checkbox" id="f-{{name}}" name="{{name}}" value="1" data-bool {{checked(name)}}>

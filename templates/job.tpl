@@ -3,6 +3,12 @@
 <section class="job-head">
   <h1 id="job-name">{{job['name'] or 'Job ' + job['id']}}</h1>
   <p class="muted">Job <code>{{job['id']}}</code> · created <span id="created">{{job['created_at']}}</span> <span id="created-in"></span></p>
+  % if job['options'].get('verify_tls') is False:
+  <p class="warning" id="verify-tls-off" data-verify-tls="false">TLS certificates are not verified for this job (<code>verify_tls</code> false).</p>
+  % end
+  % if job['options'].get('max_pages_per_site'):
+  <p class="muted" id="site-budget">At most {{job['options']['max_pages_per_site']}} pages per site.</p>
+  % end
   <p class="status-line">
     <span class="label">Status</span>
     <strong id="status" class="status" data-status="{{job['status']}}">{{job['status']}}</strong>

@@ -31,6 +31,8 @@ import pytest
 
 Handler = Callable[[BaseHTTPRequestHandler], None]
 MiB = 1024 * 1024
+# What a crawler asks every site for before its pages.
+CRAWLER_FILES = frozenset({"/robots.txt", "/sitemap.xml"})
 
 
 def reply(h: BaseHTTPRequestHandler, status: int, body: bytes = b"", headers: dict | None = None) -> None:
@@ -68,6 +70,15 @@ class _Server(ThreadingHTTPServer):
     # connections at once, and each drop costs a 1 s retransmit.
     request_queue_size = 1024
     site: TestSite
+    ssl_context = None  # an ssl.SSLContext makes this an HTTPS server
+
+    def get_request(self):
+        sock, address = super().get_request()
+        if self.ssl_context is not None:
+            # The handshake runs on first read, in the request's thread, so a
+            # client that rejects our certificate never blocks accept().
+            sock = self.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, address
 
     def handle_error(self, request, client_address) -> None:
         pass  # clients abort on purpose (cancel, byte caps); that is not an error
@@ -78,8 +89,10 @@ class TestSite:
 
     __test__ = False  # not a pytest test class, despite the name
 
-    def __init__(self, host: str = "127.0.0.1"):
+    def __init__(self, host: str = "127.0.0.1", ssl_context=None, name: str | None = None):
         self.host = host
+        self.ssl_context = ssl_context
+        self.name = name or host  # the host name in URLs (a certificate's name)
         self._routes: dict[str, Handler] = {}
         self._hits: Counter[str] = Counter()
         self._lock = threading.Lock()
@@ -96,6 +109,7 @@ class TestSite:
         self._stopping.clear()
         self._server = _Server((self.host, 0), _RequestHandler)
         self._server.site = self
+        self._server.ssl_context = self.ssl_context
         self._port = self._server.server_address[1]
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -124,7 +138,8 @@ class TestSite:
 
     @property
     def origin(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://{self.name}:{self.port}"
 
     def url(self, path: str = "/") -> str:
         return self.origin + path
@@ -139,6 +154,10 @@ class TestSite:
     def all_hits(self) -> dict[str, int]:
         with self._lock:
             return dict(self._hits)
+
+    def page_hits(self) -> dict[str, int]:
+        """Requests per path, the crawler's own files (robots.txt, sitemap.xml) left out."""
+        return {path: n for path, n in self.all_hits().items() if path not in CRAWLER_FILES}
 
     def peak_concurrency(self) -> int:
         """Most requests this site was answering at the same moment."""
@@ -375,3 +394,76 @@ def site():
     """A started TestSite on 127.0.0.1, stopped after the test."""
     with TestSite() as test_site:
         yield test_site
+
+
+# ------------------------------------------------------------- sites with a contact page
+
+_CONTACT = (("/contact", "Contact"), ("/kontakt", "Kontakt"), ("/contacto", "Contacto"), ("/contact-us", "Contact us"))
+_TEAM = (("/about/team", "Our team"), ("/ueber-uns/team", "Team"), ("/about/people", "People"))
+_IMPRINT = ("Impressum", "Imprint", "Legal notice")
+
+
+@dataclass
+class ContactSite:
+    """A generated site whose addresses are only on three pages at depth 1, 2 and 3."""
+
+    pages: dict[str, str]  # path -> HTML
+    emails: set[str]
+    address_paths: list[str]  # depth 1, 2, 3
+
+
+def contact_site(seed: int, pages: int = 200, domain: str = "acme-widgets.com") -> ContactSite:
+    """Like a small company site: a home page with 20-60 article links, nav and footer, a blog,
+    and the addresses only on a contact page (depth 1, its link in the top nav or the footer),
+    a team page under /about (depth 2) and an imprint page (depth 3) whose URL is a plain
+    article URL: only its link text ("Impressum", ...) says what it is.
+
+    Deterministic for a seed; `pages` pages, every one within 3 hops of "/".
+    """
+    rng = random.Random(seed)
+    contact_path, contact_text = rng.choice(_CONTACT)
+    team_path, team_text = rng.choice(_TEAM)
+    articles = [f"/p/{n}.html" for n in range(1, pages - 6)]
+    imprint_path = articles[-1]
+    nav_contact = rng.random() < 0.5
+    nav = [("/", "Home"), ("/blog", "Blog"), ("/about", "About us"), ("/products", "Products")]
+    if nav_contact:
+        nav.append((contact_path, contact_text))
+    footer = [("/privacy", "Privacy")] + ([] if nav_contact else [(contact_path, contact_text)])
+    emails = [f"{name}@{domain}" for name in ("info", "team", "legal")]
+    out: dict[str, str] = {}
+
+    def page(title: str, body_links: list[tuple[str, str]], text: str = "") -> str:
+        parts = [f"<!doctype html><html><head><title>{title}</title></head><body><nav>"]
+        parts += [f'<a href="{href}">{label}</a>' for href, label in nav]
+        parts.append("</nav><main>")
+        parts += [f'<p><a href="{href}">{label}</a></p>' for href, label in body_links]
+        parts.append(f"<p>{text or _FILLER}</p></main><footer>")
+        parts += [f'<a href="{href}">{label}</a>' for href, label in footer]
+        parts.append("</footer></body></html>")
+        return "\n".join(parts)
+
+    home_articles = articles[: rng.randint(20, 60)]
+    out["/"] = page("Home", [(a, f"Article {a[3:-5]}") for a in home_articles])
+    out["/blog"] = page("Blog", [(a, f"Article {a[3:-5]}") for a in rng.sample(articles[:-1], 20)])
+    out["/products"] = page("Products", [(a, f"Product {a[3:-5]}") for a in rng.sample(articles[:-1], 15)])
+    out["/privacy"] = page("Privacy", [])
+    out["/about"] = page("About us", [(team_path, team_text)] + [(a, "Story") for a in rng.sample(articles[:-1], 5)])
+    out[contact_path] = page(contact_text, [], f"Write to {emails[0]}.")
+    out[team_path] = page(team_text, [(imprint_path, rng.choice(_IMPRINT))],
+                          f'Our team: <a href="mailto:{emails[1]}">{emails[1]}</a>')
+    out[imprint_path] = page("Article", [], f"Responsible for this site: {emails[2]}")
+    # A tree of articles below the home page's, so every one is reachable; plus random links.
+    plain = [a for a in articles if a != imprint_path]
+    for i, path in enumerate(plain):
+        children = plain[len(home_articles) + i * 4: len(home_articles) + i * 4 + 4]
+        extra = rng.sample(plain, 6)
+        out.setdefault(path, page("Article", [(c, f"Article {c[3:-5]}") for c in children + extra]))
+    return ContactSite(out, set(emails), [contact_path, team_path, imprint_path])
+
+
+def generate_contact_site(site: TestSite, seed: int, pages: int = 200) -> ContactSite:
+    generated = contact_site(seed, pages)
+    for path, html in generated.pages.items():
+        site.add_page(path, html)
+    return generated

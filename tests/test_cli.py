@@ -48,7 +48,7 @@ def test_crawl_inline_finds_every_address(settings, site):
     assert re.search(rf"job {job_id} completed in [\d.]+s: \d+ pages found, {len(truth.urls_within(2))} done, "
                      r"0 failed", out.stdout), out.stdout
     assert emails_in(settings, job_id) == truth.emails_within(2)
-    assert {p for p, n in site.all_hits().items() if p != "/robots.txt"} == {
+    assert set(site.page_hits()) == {
         u[len(site.origin):] for u in truth.urls_within(2)}
     # No supervisor was involved.
     assert not os.path.exists(os.path.join(settings.run_dir, "supervisor-test-node.log"))

@@ -10,6 +10,7 @@ def test_defaults_follow_the_spec():
     opts = parse_options({"urls": ["https://example.org/"]})
     assert (opts.max_depth, opts.max_pages, opts.same_domain, opts.obey_robots) == (2, 1000, True, True)
     assert (opts.per_host_connections, opts.per_host_delay_ms, opts.concurrency, opts.workers) == (4, 0, 50, None)
+    assert (opts.max_pages_per_site, opts.verify_tls, opts.use_sitemaps) == (None, True, True)
 
 
 def test_urls_as_one_string_per_line_skip_blank_lines():
@@ -44,6 +45,12 @@ def test_urls_as_one_string_per_line_skip_blank_lines():
     ({"urls": ["http://x.example/"], "workers": 0}, "workers"),
     ({"urls": ["http://x.example/"], "same_domain": "yes"}, "same_domain"),
     ({"urls": ["http://x.example/"], "obey_robots": None}, "obey_robots"),
+    ({"urls": ["http://x.example/"], "max_pages_per_site": 0}, "max_pages_per_site"),
+    ({"urls": ["http://x.example/"], "max_pages_per_site": 1001}, "max_pages_per_site"),
+    ({"urls": ["http://x.example/"], "max_pages": 50, "max_pages_per_site": 51}, "max_pages_per_site"),
+    ({"urls": ["http://x.example/"], "max_pages_per_site": "20"}, "max_pages_per_site"),
+    ({"urls": ["http://x.example/"], "verify_tls": "false"}, "verify_tls"),
+    ({"urls": ["http://x.example/"], "use_sitemaps": 1}, "use_sitemaps"),
     ({"urls": ["http://x.example/"], "name": 5}, "name"),
     ({"urls": ["http://x.example/"], "name": "x" * 201}, "name"),
     ({"urls": ["http://x.example/"], "surprise": 1}, "surprise"),
@@ -67,6 +74,19 @@ def test_form_values_are_coerced_from_strings():
     with pytest.raises(InvalidOptions) as err:
         parse_options({"urls": "http://x.example/", "max_depth": "three"}, from_form=True)
     assert "max_depth" in err.value.fields
+
+
+def test_site_budget_and_tls_options():
+    opts = parse_options({"urls": ["http://x.example/"], "max_pages": 50, "max_pages_per_site": 50,
+                          "verify_tls": False, "use_sitemaps": False})
+    assert (opts.max_pages_per_site, opts.verify_tls, opts.use_sitemaps) == (50, False, False)
+    assert parse_options({"urls": ["http://x.example/"], "max_pages_per_site": None}).max_pages_per_site is None
+    form = parse_options({"urls": "http://x.example/", "max_pages_per_site": "", "verify_tls": "0",
+                          "use_sitemaps": "on"}, from_form=True)
+    assert (form.max_pages_per_site, form.verify_tls, form.use_sitemaps) == (None, False, True)
+    with pytest.raises(InvalidOptions) as err:
+        parse_options({"urls": "http://x.example/", "max_pages_per_site": "0"}, from_form=True)
+    assert err.value.fields == {"max_pages_per_site": "must be between 1 and 1000000"}
 
 
 def test_body_must_be_an_object():

@@ -108,7 +108,7 @@ def page_rows(db, job_id: str) -> dict[str, dict]:
 
 def page_hits(site: TestSite) -> dict[str, int]:
     """Requests per page path, robots.txt left out."""
-    return {path: n for path, n in site.all_hits().items() if path != "/robots.txt"}
+    return site.page_hits()
 
 
 def paths_of(truth: GroundTruth, urls=None) -> set[str]:

@@ -76,6 +76,9 @@ class Settings:
     connect_timeout_s: float = 10.0
     total_timeout_s: float = 30.0
     max_page_bytes: int = 5 * 1024 * 1024
+    # PEM file of CA certificates for verifying crawled sites (private CAs);
+    # empty: the system's CA store.
+    ca_bundle: str = ""
     # Completion webhooks (trawl/notify.py): first retry after notify_retry_s,
     # doubling up to notify_retry_max_s, given up notify_give_up_s after the
     # job ended; one POST may take notify_timeout_s.

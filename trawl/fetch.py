@@ -11,6 +11,11 @@ back one `FetchResult` per URL when it is final. In between it owns:
   backoff and jitter, 3 attempts in total; other 4xx are final;
 - limits: timeouts, a low-speed limit, at most 5 redirects, HTTP(S) only,
   and a byte cap counted on the decoded body, so a gzip bomb stops at it;
+- TLS: certificates verified against the system CA store (or
+  TRAWL_CA_BUNDLE) unless the job says verify_tls false; SNI; HTTP/2 by
+  ALPN where the server offers it; TLS failures get a readable reason
+  (`tls_reason`) and are final, since a bad certificate does not heal
+  between attempts;
 - the SSRF guard: every socket libcurl opens, for every redirect hop, goes
   through OPENSOCKETFUNCTION, which sees the address actually connected to;
 - decoding: HTML/XHTML/text bodies become `text` (charset from the header,
@@ -61,6 +66,48 @@ TRANSIENT_ERRORS = frozenset(
     }
 )
 
+HTTP2_AVAILABLE = bool(pycurl.version_info()[4] & pycurl.VERSION_HTTP2)
+# libcurl's TLS error codes; their messages come from the TLS library and
+# are turned into one of a few readable reasons by tls_reason().
+TLS_ERRORS = frozenset(
+    {
+        pycurl.E_SSL_CONNECT_ERROR,  # 35: the handshake failed
+        pycurl.E_SSL_PEER_CERTIFICATE,  # 60 (= CURLE_PEER_FAILED_VERIFICATION)
+        pycurl.E_SSL_CACERT,  # the same number in libcurl >= 7.62
+        pycurl.E_SSL_CIPHER,
+        pycurl.E_SSL_CACERT_BADFILE,
+        pycurl.E_SSL_ISSUER_ERROR,
+        pycurl.E_SSL_INVALIDCERTSTATUS,
+        pycurl.E_SSL_PINNEDPUBKEYNOTMATCH,
+    }
+)
+# (words in libcurl's/OpenSSL's message, the reason we record), first match wins.
+_TLS_REASONS = (
+    ("expired", "TLS: certificate has expired"),
+    ("not yet valid", "TLS: certificate is not yet valid"),
+    ("subject name", "TLS: hostname mismatch"),
+    ("does not match", "TLS: hostname mismatch"),
+    ("self-signed", "TLS: certificate not trusted (self-signed)"),
+    ("self signed", "TLS: certificate not trusted (self-signed)"),
+    ("local issuer", "TLS: certificate not trusted (unknown issuer)"),
+    ("revoked", "TLS: certificate revoked"),
+    ("ca cert", "TLS: the CA bundle cannot be read"),
+    ("cafile", "TLS: the CA bundle cannot be read"),
+)
+
+
+def tls_reason(errno: int, errmsg: str) -> str:
+    """A readable reason for a TLS failure, e.g. "TLS: certificate has expired"."""
+    message = (errmsg or "").lower()
+    for words, reason in _TLS_REASONS:
+        if words in message:
+            return reason
+    if errno == pycurl.E_SSL_CACERT_BADFILE:
+        return "TLS: the CA bundle cannot be read"
+    if errno == pycurl.E_SSL_PEER_CERTIFICATE:
+        return "TLS: certificate not trusted"
+    return "TLS: handshake failed"
+
 
 @dataclass
 class FetchResult:
@@ -74,8 +121,10 @@ class FetchResult:
     attempts: int
     error: str | None
     # "ok" | "http_error" (final 4xx, exhausted 429/5xx) | "failed" (network)
-    # | "refused" (SSRF guard) | "too_large" | "cancelled" | "not_html"
+    # | "refused" (SSRF guard) | "tls" (certificate or handshake: error says
+    # which) | "too_large" | "cancelled" | "not_html"
     outcome: str
+    body: bytes | None = None  # the raw bytes, for requests submitted with raw=True (sitemaps)
 
 
 @dataclass
@@ -84,6 +133,7 @@ class _Request:
     key: object
     host: str
     attempts: int = 0
+    raw: bool = False  # any content type; bytes handed back as they are (after Content-Encoding)
 
 
 # ------------------------------------------------------------- one transfer slot
@@ -92,11 +142,12 @@ class _Request:
 class _Slot:
     """One reusable easy handle and the state of the transfer it runs."""
 
-    def __init__(self, settings: Settings, guard: AddressGuard, max_bytes: int):
+    def __init__(self, settings: Settings, guard: AddressGuard, max_bytes: int, verify_tls: bool = True):
         self.guard = guard
         self.max_bytes = max_bytes
         self.curl = pycurl.Curl()
         self._configure(settings)
+        self._configure_tls(settings, verify_tls)
         self.begin(None)
 
     def _configure(self, settings: Settings) -> None:
@@ -119,6 +170,18 @@ class _Slot:
         c.setopt(pycurl.WRITEFUNCTION, self._on_body)
         c.setopt(pycurl.HEADERFUNCTION, self._on_header)
         c.setopt(pycurl.OPENSOCKETFUNCTION, self._on_open_socket)
+
+    def _configure_tls(self, settings: Settings, verify: bool) -> None:
+        c = self.curl
+        # libcurl sends SNI for host names by itself; verifying is explicit so
+        # a build with other defaults cannot silently crawl unverified.
+        c.setopt(pycurl.SSL_VERIFYPEER, 1 if verify else 0)
+        c.setopt(pycurl.SSL_VERIFYHOST, 2 if verify else 0)
+        if settings.ca_bundle:
+            c.setopt(pycurl.CAINFO, settings.ca_bundle)
+        if HTTP2_AVAILABLE:
+            # h2 only when ALPN offers it over TLS; plain http stays HTTP/1.1.
+            c.setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_2TLS)
 
     def begin(self, request: _Request | None) -> None:
         self.request = request
@@ -144,7 +207,8 @@ class _Slot:
             self.content_type = line[13:].strip().decode("latin-1") or None
 
     def _on_body(self, data: bytes) -> int | None:
-        if self.size == 0 and _is_success(self.status) and not is_text_type(self.content_type):
+        raw = self.request is not None and self.request.raw
+        if self.size == 0 and _is_success(self.status) and not raw and not is_text_type(self.content_type):
             self.not_html = True
             return 0  # abort: no point downloading an image or a PDF
         self.size += len(data)
@@ -173,6 +237,8 @@ class _Slot:
         """(outcome, worth retrying, error) of the finished transfer."""
         if errno and self.refused:
             return "refused", False, self.refused
+        if errno in TLS_ERRORS:
+            return "tls", False, tls_reason(errno, errmsg)
         if errno and not (self.too_large or self.not_html):
             return "failed", errno in TRANSIENT_ERRORS, f"curl error {errno}: {errmsg}"
         if self.status in RETRY_STATUSES:
@@ -187,7 +253,8 @@ class _Slot:
 
     def result(self, outcome: str, error: str | None) -> FetchResult:
         request = self.request
-        text = decode_body(b"".join(self.chunks), self.content_type) if outcome == "ok" else None
+        body = b"".join(self.chunks) if outcome == "ok" else None
+        text = decode_body(body, self.content_type) if body is not None and not request.raw else None
         return FetchResult(
             key=request.key,
             url=request.url,
@@ -199,6 +266,7 @@ class _Slot:
             attempts=request.attempts,
             error=error,
             outcome=outcome,
+            body=body if request.raw else None,
         )
 
 
@@ -227,8 +295,10 @@ class Fetcher:
         allowed_addresses: frozenset[str] = frozenset(),
         retry_backoff_s: float = 0.5,
         max_bytes: int | None = None,
+        verify_tls: bool = True,
     ):
         self._settings = settings
+        self._verify_tls = verify_tls
         self._guard = AddressGuard(settings.allow_private_networks, allowed_addresses)
         self._max_bytes = max_bytes or settings.max_page_bytes
         self._concurrency = max(1, concurrency)
@@ -256,13 +326,14 @@ class Fetcher:
 
     # ------------------------------------------------------------- public API
 
-    def submit(self, url: str, key: object) -> None:
+    def submit(self, url: str, key: object, raw: bool = False) -> None:
+        """Fetch `url`; its result comes back from poll() with `key`. raw: any type, bytes kept."""
         try:
             parts = urlsplit(url)
             host = (parts.hostname or "").lower()
         except ValueError:
             parts, host = None, ""
-        request = _Request(url, key, host)
+        request = _Request(url, key, host, raw=raw)
         if parts is None or parts.scheme.lower() not in ("http", "https") or not host:
             self._done.append(_early_result(request, "failed", "unsupported URL"))
             return
@@ -356,7 +427,7 @@ class Fetcher:
         self._multi.add_handle(slot.curl)
 
     def _new_slot(self) -> _Slot:
-        slot = _Slot(self._settings, self._guard, self._max_bytes)
+        slot = _Slot(self._settings, self._guard, self._max_bytes, self._verify_tls)
         self._slots.append(slot)
         return slot
 

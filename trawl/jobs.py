@@ -93,6 +93,11 @@ class JobOptions:
     per_host_delay_ms: int = 0
     concurrency: int = 50
     workers: int | None = None
+    # None: no limit per site but max_pages. Counted per site (the seed's
+    # registered domain) in the store, see frontier.claim_pages.
+    max_pages_per_site: int | None = None
+    verify_tls: bool = True
+    use_sitemaps: bool = True
     notify_url: str | None = None
 
     def settings_dict(self) -> dict:
@@ -110,8 +115,11 @@ INT_RANGES = {
     "per_host_delay_ms": (0, 600_000),
     "concurrency": (1, 100),
     "workers": (1, 300),
+    "max_pages_per_site": (1, 1_000_000),
 }
-BOOL_OPTIONS = ("same_domain", "obey_robots")
+# Integer options whose null (or an empty form field) means "no value".
+NULLABLE_INTS = ("workers", "max_pages_per_site")
+BOOL_OPTIONS = ("same_domain", "obey_robots", "verify_tls", "use_sitemaps")
 KNOWN_FIELDS = {f for f in JobOptions.__dataclass_fields__}
 FORM_TRUE = {"1", "true", "on", "yes"}
 FORM_FALSE = {"0", "false", "off", "no", ""}
@@ -179,16 +187,16 @@ def _parse_urls(raw, errors: dict[str, str]) -> list[str]:
 def _parse_int(name: str, raw, from_form: bool, errors: dict[str, str]):
     if from_form and isinstance(raw, str):
         raw = raw.strip()
-        if raw == "" and name == "workers":
+        if raw == "" and name in NULLABLE_INTS:
             return None
         if not re.fullmatch(r"-?\d{1,9}", raw):
             errors[name] = "must be a whole number"
             return None
         raw = int(raw)
-    if raw is None and name == "workers":
+    if raw is None and name in NULLABLE_INTS:
         return None
     if isinstance(raw, bool) or not isinstance(raw, int):
-        errors[name] = "must be a whole number" + (" or null" if name == "workers" else "")
+        errors[name] = "must be a whole number" + (" or null" if name in NULLABLE_INTS else "")
         return None
     low, high = INT_RANGES[name]
     if not low <= raw <= high:
@@ -268,6 +276,9 @@ def parse_options(body, from_form: bool = False) -> JobOptions:
     for name in BOOL_OPTIONS:
         if name in body:
             values[name] = _parse_bool(name, body[name], from_form, errors)
+    per_site, max_pages = values.get("max_pages_per_site"), values.get("max_pages", JobOptions.max_pages)
+    if per_site is not None and max_pages is not None and per_site > max_pages:
+        errors["max_pages_per_site"] = f"must be between 1 and max_pages ({max_pages}) or null"
     if "notify_url" in body:
         values["notify_url"] = _parse_notify_url(body["notify_url"], errors)
     if errors:

@@ -79,8 +79,9 @@ class RobotsPolicy:
                 rules.allow_all = True  # unreadable as text: no rules we can follow
             else:
                 rules.parser = Protego.parse(result.text)
-        elif result.outcome == "refused":
-            # The guard refuses the site's pages too, each with its own reason.
+        elif result.outcome in ("refused", "tls"):
+            # The guard (or the TLS check) refuses the site's pages too, each
+            # with its own reason.
             rules.allow_all = True
         elif status and 400 <= status < 500 and status != 429:
             rules.allow_all = True
@@ -118,6 +119,11 @@ class RobotsPolicy:
             # Not REFUSED: the site never answered, which makes it unreachable, not blocked.
             return f"robots.txt could not be fetched ({rules.failure}), so nothing was crawled"[:500]
         return REFUSED
+
+    def sitemaps(self, url: str) -> list[str]:
+        """The Sitemap: URLs of `url`'s robots.txt (only meaningful once `ready(url)`)."""
+        rules = self._sites.get(_origin(url))
+        return list(rules.parser.sitemaps) if rules is not None and rules.parser is not None else []
 
     def crawl_delay(self, url: str) -> float | None:
         """Seconds between requests the site asks of us, at most 10 s."""

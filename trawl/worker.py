@@ -31,7 +31,7 @@ import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from trawl.config import Settings
@@ -40,7 +40,9 @@ from trawl.extract import extract
 from trawl.fetch import Fetcher, FetchResult
 from trawl.jobs import (FINISHED, MAX_SEEDS, RUNNABLE, JobOptions, Status, TransitionRefused,
                         options_from_stored)
+from trawl.priority import link_text_scores, priority, url_score
 from trawl.robots import RobotsPolicy
+from trawl.sitemaps import SitemapDiscovery, SitemapFetch
 from trawl.store import frontier, job_rows
 from trawl.store.database import Database
 from trawl.store.frontier import DONE, FAILED, SKIPPED, ClaimedPage, NewPage, PageOutcome
@@ -71,6 +73,11 @@ class _JobMemory:
     seen: SeenPages
     robots: RobotsPolicy
     hosts: OrderedDict  # host -> None, most recently crawled last
+    # origin -> origin it redirects to with the same path and query
+    # (http://example.com -> https://www.example.com): links are stored
+    # under the target's spelling, so the two spellings are one page.
+    origins: dict = field(default_factory=dict)
+    sitemaps: SitemapDiscovery = field(default_factory=SitemapDiscovery)
 
 
 @dataclass(frozen=True)
@@ -229,9 +236,12 @@ class _JobCrawl:
             concurrency=options.concurrency,
             per_host_connections=options.per_host_connections,
             per_host_delay_s=self.host_delay_s,
+            verify_tls=options.verify_tls,
         )
         self.pages: dict[int, ClaimedPage] = {}  # leased to us, result not committed yet
-        self.parked: dict[str, list[ClaimedPage]] = {}  # origin -> pages waiting for robots.txt
+        self.parked: dict[str, list[ClaimedPage]] = {}  # origin -> pages waiting for robots.txt, sitemaps
+        self.use_sitemaps = options.obey_robots and options.use_sitemaps
+        self.sitemap_links: dict[int, tuple[str, list[NewPage]]] = {}  # page id -> (origin, its sitemaps' links)
         self.outcomes: list[PageOutcome] = []
         self.delays_applied: set[str] = set()
         self.capped = False  # the job reached max_pages: links are no longer worth a look
@@ -333,12 +343,28 @@ class _JobCrawl:
         if not robots.allowed(page.url):
             self._end(page, SKIPPED, error=robots.refusal(page.url))
             return
+        if self.use_sitemaps and not self._sitemaps_read(page):
+            return  # parked until the origin's sitemaps are read
         if page.host not in self.delays_applied:
             self.delays_applied.add(page.host)
             delay = robots.crawl_delay(page.url)
             if delay and delay > self.host_delay_s:
                 self.fetcher.set_host_delay(urlsplit(page.url).hostname or page.host, delay)
         self.fetcher.submit(page.url, page.id)
+
+    def _sitemaps_read(self, page: ClaimedPage) -> bool:
+        """True once the page's origin had its sitemaps read; else park the page (and start)."""
+        origin, sitemaps = _origin(page.url), self.memory.sitemaps
+        if not sitemaps.ready(origin):
+            for fetch in sitemaps.start(origin, self.memory.robots.sitemaps(page.url)):
+                self.fetcher.submit(fetch.url, fetch, raw=True)
+        if sitemaps.ready(origin):
+            urls = sitemaps.take_urls(origin)
+            if urls:  # stored with this page's outcome: a page we hold, so they reach the store
+                self.sitemap_links[page.id] = (origin, self._new_links(page, urls, depth=1))
+            return True
+        self.parked.setdefault(origin, []).append(page)
+        return False
 
     def _recheck_robots(self) -> None:
         """Sites whose robots.txt must be fetched again after a failure, or became known."""
@@ -355,6 +381,16 @@ class _JobCrawl:
     # ---------------------------------------------------------------- results
 
     def _on_result(self, result: FetchResult) -> None:
+        if isinstance(result.key, SitemapFetch):
+            if result.outcome == "cancelled":
+                self.memory.sitemaps.forget(result.key.origin)  # cut short: read it again next time
+                return
+            for fetch in self.memory.sitemaps.record(result.key, result.status, result.body):
+                self.fetcher.submit(fetch.url, fetch, raw=True)
+            if self.memory.sitemaps.ready(result.key.origin):
+                for page in self.parked.pop(result.key.origin, []):
+                    self._dispatch(page)
+            return
         if isinstance(result.key, _RobotsFetch):
             self.memory.robots.record(result.url, result)
             for page in self.parked.pop(result.key.origin, []):
@@ -382,28 +418,54 @@ class _JobCrawl:
             log.exception("extracting %s failed", page.url)
             self._end(page, FAILED, result, error=f"could not parse the page: {exc!r}")
             return
-        self._end(page, DONE, result, links=self._new_links(page, content.links), emails=content.emails)
+        alias = self._alias(page, final)  # first: it may teach the origin the links should use
+        links = self._new_links(page, content.links, lambda: link_text_scores(result.text or "", final))
+        self._end(page, DONE, result, links=links, emails=content.emails, alias=alias)
 
-    def _new_links(self, page: ClaimedPage, urls: list[str]) -> list[NewPage]:
-        """Links worth offering to the store: in scope, not traps, not known to the filter."""
-        depth = page.depth + 1
+    def _alias(self, page: ClaimedPage, final: str) -> NewPage | None:
+        """The redirect target as a page of the same site, so it is never fetched again.
+
+        A redirect that keeps the path and query and changes only the origin
+        teaches this job's memory that origin's new spelling.
+        """
+        if final == page.url:
+            return None
+        source, target = _origin(page.url), _origin(final)
+        if source != target and page.url[len(source):] == final[len(target):] \
+                and len(self.memory.origins) < REMEMBERED_HOSTS:
+            self.memory.origins[source] = target
+        return NewPage(final, url_hash(final), host_of(final), page.site, page.depth,
+                       priority(page.depth, url_score(final)))
+
+    def _new_links(self, page: ClaimedPage, urls: list[str],
+                   text_scores: Callable[[], dict[str, int]] = dict, depth: int | None = None) -> list[NewPage]:
+        """Links worth offering to the store: in scope, not traps, not known to the filter.
+
+        Each gets its claim priority from its URL and its link text (contact pages first).
+        """
+        depth = page.depth + 1 if depth is None else depth
         if depth > self.options.max_depth or self.capped:
             return []
         same_domain, site, seen = self.options.same_domain, page.site, self.memory.seen
+        origins, texts = self.memory.origins, None
         links = []
-        for url in urls:  # canonical and de-duplicated by extract()
+        for link_url in urls:  # canonical and de-duplicated by extract()
+            url = _respelled(link_url, origins) if origins else link_url
             host = host_of(url)
             if same_domain and registered_domain(host) != site:
                 continue
             key = url_hash(url)
             if key in seen or looks_like_trap(url):  # a known page passed the trap test before
                 continue
-            links.append(NewPage(url, key, host, site, depth))
+            if texts is None:
+                texts = text_scores()  # only for pages with a link worth storing
+            score = max(url_score(url), texts.get(link_url, 0))
+            links.append(NewPage(url, key, host, site, depth, priority(depth, score)))
         return links
 
     def _end(self, page: ClaimedPage, state: str, result: FetchResult | None = None,
              error: str | None = None, links: list[NewPage] | None = None,
-             emails: dict[str, set[str]] | None = None) -> None:
+             emails: dict[str, set[str]] | None = None, alias: NewPage | None = None) -> None:
         self.outcomes.append(PageOutcome(
             page=page,
             state=state,
@@ -412,7 +474,10 @@ class _JobCrawl:
             error=error,
             links=links or [],
             emails=emails or {},
+            alias=alias,
         ))
+        if page.id in self.sitemap_links:
+            self.outcomes[-1].links += self.sitemap_links.pop(page.id)[1]
 
     def _commit(self) -> None:
         outcomes, self.outcomes = self.outcomes, []
@@ -438,6 +503,9 @@ class _JobCrawl:
         if self.pages:
             frontier.release_leases(self.db, self.job_id, self.worker.id)
         self.pages.clear()
+        for origin, _ in self.sitemap_links.values():
+            self.memory.sitemaps.forget(origin)  # their links were not stored: read them again next time
+        self.sitemap_links.clear()
         self.parked.clear()
 
     def _close_fetcher(self) -> None:
@@ -447,6 +515,8 @@ class _JobCrawl:
         for result in self.fetcher.cancel_all():
             if isinstance(result.key, _RobotsFetch):
                 self.memory.robots.record(result.url, result)
+            elif isinstance(result.key, SitemapFetch):
+                self.memory.sitemaps.forget(result.key.origin)  # likewise
         self.fetcher.close()
 
     def _give_back_quietly(self) -> None:
@@ -461,6 +531,13 @@ def _origin(url: str) -> str:
     """scheme://host[:port] of a canonical URL."""
     end = url.find("/", url.find("//") + 2)
     return url if end == -1 else url[:end]
+
+
+def _respelled(url: str, origins: dict[str, str]) -> str:
+    """`url` under the origin its own origin is known to redirect to (see _JobMemory.origins)."""
+    origin = _origin(url)
+    target = origins.get(origin)
+    return url if target is None else target + url[len(origin):]
 
 
 def _sleep(should_stop: Callable[[], bool], seconds: float) -> None:

@@ -25,12 +25,15 @@ only by the number of rows a conditional statement really changed.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 import time
 from dataclasses import dataclass, field
 
 from trawl.jobs import RUNNABLE, Status, next_status, stored_options
+from trawl.priority import PLAIN_PRIORITY
+from trawl.store import budget as site_budget
 from trawl.store import deliveries, sites
 from trawl.store.database import Database, Session
 from trawl.urls import canonicalize, host_of, registered_domain, url_hash
@@ -74,6 +77,7 @@ class NewPage:
     host: str
     site: str
     depth: int
+    priority: int = 0  # claim order, lower first (trawl/priority.py); seeds 0
 
 
 @dataclass
@@ -87,6 +91,10 @@ class PageOutcome:
     error: str | None = None
     links: list[NewPage] = field(default_factory=list)
     emails: dict[str, set[str]] = field(default_factory=dict)
+    # The in-scope URL a redirect landed on, when it differs from page.url:
+    # the same page under its canonical name, stored as skipped so that no
+    # worker fetches it again (see _store_aliases).
+    alias: NewPage | None = None
 
 
 @dataclass
@@ -215,7 +223,7 @@ def expand_seeds(db: Database, job_id: str) -> int:
     return db.retrying(run)
 
 
-_PAGE_COLUMNS = ["job_id", "url", "url_hash", "host", "site", "depth", "state"]
+_PAGE_COLUMNS = ["job_id", "url", "url_hash", "host", "site", "depth", "state", "priority"]
 
 
 def _insert_pages(s: Session, job_id: str, pages: list[NewPage]) -> int:
@@ -223,7 +231,7 @@ def _insert_pages(s: Session, job_id: str, pages: list[NewPage]) -> int:
     if not pages:
         return 0
     query = s.dialect.insert_if_absent("pages", _PAGE_COLUMNS)
-    rows = [(job_id, p.url, p.url_hash, p.host, p.site, p.depth, PENDING) for p in pages]
+    rows = [(job_id, p.url, p.url_hash, p.host, p.site, p.depth, PENDING, p.priority) for p in pages]
     return max(0, s.executemany(query, rows))
 
 
@@ -258,11 +266,25 @@ def claim_pages(
         # keeps MariaDB from walking the primary key through every older
         # page when a host filter makes it misjudge the index: measured,
         # 133-394 index reads per claim instead of 15,000.
-        return s.all(
+        # Contact pages first (trawl/priority.py): the few pages below
+        # PLAIN_PRIORITY (seeds, keyword pages) by priority from the
+        # priority indexes, then the rest in discovery order as before. One
+        # ORDER BY priority over all pending pages would make both
+        # databases sort every pending page of the hosts on each claim.
+        now = time.time()
+        rows = s.all(
             "SELECT id, url, url_hash, host, site, depth FROM pages "
-            f"WHERE job_id = ? AND state = 'pending' AND id >= ? AND not_before <= ?{where} "
+            f"WHERE job_id = ? AND state = 'pending' AND priority < ? AND not_before <= ?{where} "
+            f"ORDER BY priority, id LIMIT ?{lock}",
+            (job_id, PLAIN_PRIORITY, now, *args, n),
+        )
+        if len(rows) == n:
+            return rows
+        return rows + s.all(
+            "SELECT id, url, url_hash, host, site, depth FROM pages "
+            f"WHERE job_id = ? AND state = 'pending' AND id >= ? AND not_before <= ? AND priority >= ?{where} "
             f"ORDER BY id LIMIT ?{lock}",
-            (job_id, first, time.time(), *args, n),
+            (job_id, first, now, PLAIN_PRIORITY, *args, n - len(rows)),
         )
 
     def run(s: Session) -> list[ClaimedPage]:
@@ -276,14 +298,23 @@ def claim_pages(
             "SELECT DISTINCT host FROM pages WHERE job_id = ? AND state = 'leased' AND lease_owner <> ?",
             (job_id, owner))}
         preferred = [h for h in dict.fromkeys(prefer_hosts) if h not in taken][:MAX_PREFERRED_HOSTS]
+        # The page budget per site: sites holding their share of leases wait (trawl/store/budget.py).
+        budget, full = site_budget.of_job(job), set()
+        if budget:
+            at_once, leased = site_budget.leased_at_once(job), site_budget.leased_by_site(s, job_id)
+            busy = site_budget.busy_sites(leased, at_once, MAX_PREFERRED_HOSTS)
+        not_busy = f" AND site NOT IN ({_marks(busy)})" if budget and busy else ""
+        busy_args = tuple(busy) if not_busy else ()
         rows = []
         if preferred:
-            rows = select(s, first, f" AND host IN ({_marks(preferred)})", tuple(preferred), limit)
+            rows = select(s, first, f" AND host IN ({_marks(preferred)}){not_busy}", (*preferred, *busy_args), limit)
         if len(rows) < limit:
             avoid = list(taken.union(preferred))
-            where = f" AND host NOT IN ({_marks(avoid)})" if avoid else ""
-            rows += _half_of_the_new_hosts(select(s, first, where, tuple(avoid), limit - len(rows)))
-        if not rows:
+            where = (f" AND host NOT IN ({_marks(avoid)})" if avoid else "") + not_busy
+            rows += _half_of_the_new_hosts(select(s, first, where, (*avoid, *busy_args), limit - len(rows)))
+        if budget and rows:
+            rows, full = site_budget.within(s, job_id, rows, budget, at_once, leased)
+        if not rows and not full:
             return []
         now = time.time()
         token = secrets.token_hex(16)
@@ -301,6 +332,10 @@ def claim_pages(
             "updated_at = ? WHERE id = ?",
             (claimed, now, job_id),
         )
+        if budget:
+            skipped = site_budget.record_claims(s, job_id, rows, full)
+            if skipped:
+                s.execute("UPDATE jobs SET pages_skipped = pages_skipped + ? WHERE id = ?", (skipped, job_id))
         _start(s, job_id, job["status"], now)
         return [ClaimedPage(r["id"], r["url"], r["url_hash"], r["host"], r["site"], int(r["depth"]), token)
                 for r in rows]
@@ -344,8 +379,11 @@ def release_leases(db: Database, job_id: str, owner: str) -> int:
     """
 
     def run(s: Session) -> int:
-        if _lock_job(s, job_id) is None:
+        job = _lock_job(s, job_id)
+        if job is None:
             return 0
+        if site_budget.of_job(job):
+            site_budget.give_back(s, job_id, "job_id = ? AND state = 'leased' AND lease_owner = ?", (job_id, owner))
         released = s.execute(
             "UPDATE pages SET state = 'pending', lease_owner = NULL, lease_token = NULL, "
             "lease_until = NULL, attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END "
@@ -377,7 +415,8 @@ def sweep_expired_leases(db: Database, now: float | None = None) -> int:
 
     def sweep_job(job_id: str):
         def run(s: Session) -> int:
-            if _lock_job(s, job_id) is None:
+            job = _lock_job(s, job_id)
+            if job is None:
                 return 0
             lost = sites.pages_failed_by_sweep(s, job_id, now, MAX_LEASE_LOSSES)
             failed = s.execute(
@@ -387,6 +426,9 @@ def sweep_expired_leases(db: Database, now: float | None = None) -> int:
                 (now, f"the worker crawling this page was lost {MAX_LEASE_LOSSES} times",
                  job_id, now, MAX_LEASE_LOSSES),
             )
+            if site_budget.of_job(job):
+                site_budget.give_back(s, job_id, "job_id = ? AND state = 'leased' AND lease_until < ?",
+                                      (job_id, now))
             back = s.execute(
                 "UPDATE pages SET state = 'pending', lease_owner = NULL, lease_token = NULL, "
                 "lease_until = NULL WHERE job_id = ? AND state = 'leased' AND lease_until < ?",
@@ -429,8 +471,9 @@ def commit_batch(db: Database, job_id: str, outcomes: list[PageOutcome], max_pag
         accepted = _write_outcomes(s, outcomes, now)
         report.accepted, report.lost = len(accepted), len(outcomes) - len(accepted)
         room = max_pages - int(job["pages_discovered"])
-        last_id = sites.last_page_id(s) if any(o.links for o in accepted) else None
+        last_id = sites.last_page_id(s) if any(o.links or o.alias for o in accepted) else None
         _store_links(s, job_id, accepted, room, report)
+        aliased = _store_aliases(s, job_id, accepted, now, report)
         new_emails = _store_emails(s, job_id, accepted, now)
         report.new_emails = len(new_emails)
         counts = {state: sum(1 for o in accepted if o.state == state) for state in ENDED_STATES}
@@ -440,10 +483,13 @@ def commit_batch(db: Database, job_id: str, outcomes: list[PageOutcome], max_pag
                 "pages_skipped = pages_skipped + ?, pages_in_flight = pages_in_flight - ?, "
                 "pages_discovered = pages_discovered + ?, emails = emails + ?, bytes = bytes + ?, "
                 "version = version + 1, updated_at = ? WHERE id = ?",
-                (counts[DONE], counts[FAILED], counts[SKIPPED], len(accepted), report.inserted,
-                 report.new_emails, sum(o.bytes for o in accepted), now, job_id),
+                (counts[DONE], counts[FAILED], counts[SKIPPED] + sum(aliased.values()), len(accepted),
+                 report.inserted, report.new_emails, sum(o.bytes for o in accepted), now, job_id),
             )
             _record_sites(s, job_id, accepted, last_id if report.inserted else None, new_emails)
+            if aliased:  # their server answered: the content was fetched under the other name
+                sites.apply_deltas(s, job_id, {site: sites.SiteDelta(skipped=n, reached=n)
+                                               for site, n in aliased.items()})
         return report
 
     return db.retrying(run)
@@ -509,8 +555,13 @@ def _store_links(s: Session, job_id: str, accepted: list[PageOutcome], room: int
     links: dict[str, NewPage] = {}
     for o in accepted:
         for link in o.links:
-            if link.url_hash not in links or link.depth < links[link.url_hash].depth:
+            known = links.get(link.url_hash)
+            if known is None:
                 links[link.url_hash] = link
+            elif (link.depth, link.priority) != (known.depth, known.priority):
+                # the smallest depth, and the best priority any page gave it
+                shallow = known if known.depth <= link.depth else link
+                links[link.url_hash] = dataclasses.replace(shallow, priority=min(known.priority, link.priority))
     if not links:
         return
     if len(links) <= room:
@@ -524,9 +575,53 @@ def _store_links(s: Session, job_id: str, accepted: list[PageOutcome], room: int
         if report.inserted >= room:
             report.capped = True
             break
-        report.inserted += max(0, s.execute(query, (job_id, p.url, key, p.host, p.site, p.depth, PENDING)))
+        report.inserted += max(0, s.execute(query, (job_id, p.url, key, p.host, p.site, p.depth, PENDING,
+                                                    p.priority)))
         report.known_hashes.add(key)
     report.capped = report.capped or report.inserted >= room
+
+
+def _store_aliases(s: Session, job_id: str, accepted: list[PageOutcome], now: float,
+                   report: CommitReport) -> dict[str, int]:
+    """Redirect targets become ended rows: one page, one fetch, whichever name a link uses.
+
+    A target not yet in the table is inserted as skipped; one waiting as
+    pending is skipped in place (its content was just fetched under the
+    other name). A target another worker has leased or already ended is
+    left alone. Returns the rows newly ended per site, counted as skipped;
+    inserted ones are added to report.inserted (they are discovered pages).
+    """
+    aliases = {o.alias.url_hash: (o.alias, o.page.url) for o in accepted if o.alias is not None}
+    if not aliases:
+        return {}
+    report.known_hashes.update(aliases)
+    ended: dict[str, int] = {}
+    for chunk in _chunks(sorted(aliases), _CASE_CHUNK):
+        pending = [r["url_hash"] for r in s.all(
+            f"SELECT url_hash FROM pages WHERE job_id = ? AND state = 'pending' AND url_hash IN ({_marks(chunk)})",
+            (job_id, *chunk))]
+        if pending:
+            sets, args = _case_by_key("url_hash", pending, {"error": [_alias_note(aliases[h][1]) for h in pending]})
+            changed = s.execute(
+                f"UPDATE pages SET state = 'skipped', {sets}, fetched_at = ? WHERE job_id = ? "
+                f"AND state = 'pending' AND url_hash IN ({_marks(pending)})",
+                (*args, now, job_id, *pending))
+            if changed != len(pending):  # read behind the job's row lock
+                raise LeaseConflict(f"{len(pending)} pending redirect targets, {changed} skipped")
+            for key in pending:
+                site = aliases.pop(key)[0].site
+                ended[site] = ended.get(site, 0) + 1
+    query = s.dialect.insert_if_absent("pages", _PAGE_COLUMNS + ["error", "fetched_at"])
+    for key, (p, source) in aliases.items():  # one by one: which of them were new decides the counts
+        if s.execute(query, (job_id, p.url, key, p.host, p.site, p.depth, SKIPPED, p.priority,
+                             _alias_note(source), now)) > 0:
+            report.inserted += 1
+            ended[p.site] = ended.get(p.site, 0) + 1
+    return ended
+
+
+def _alias_note(source_url: str) -> str:
+    return _short(f"same page as {source_url} (redirect): fetched there")
 
 
 def _store_emails(s: Session, job_id: str, accepted: list[PageOutcome], now: float) -> dict[str, str]:

@@ -149,6 +149,17 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         ){table_opts}""",
         "CREATE INDEX idx_deliveries_due ON deliveries (state, next_at)",
     ]),
+    # Contact pages first: claims order a job's pending pages by priority
+    # (trawl/priority.py), then id; the indexes serve both claim queries
+    # (with and without a host list). The per-site page budget counts in
+    # sites.pages_claimed (migration 2).
+    (4, "pages.priority, sites.note", [
+        "ALTER TABLE pages ADD COLUMN priority INTEGER NOT NULL DEFAULT 0",
+        "CREATE INDEX idx_pages_claim_priority ON pages (job_id, state, host, priority, id)",
+        "CREATE INDEX idx_pages_priority ON pages (job_id, state, priority, id)",
+        # Why a done site stopped early: "site page budget reached" (trawl/store/budget.py).
+        "ALTER TABLE sites ADD COLUMN note VARCHAR(200) NULL",
+    ]),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

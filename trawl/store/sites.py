@@ -38,7 +38,7 @@ from trawl.urls import registered_domain
 
 SITE_STATES = ("pending", "crawling", "done", "unreachable", "blocked")
 SITE_FIELDS = ("site", "seed", "state", "pages_done", "pages_failed", "pages_skipped",
-               "emails", "own_emails", "error")
+               "emails", "own_emails", "error", "note")
 CSV_FIELDS = ("site", "seed", "state", "pages_done", "pages_failed", "pages_skipped",
               "emails", "own_emails", "error")
 # ?sort= of the API -> ORDER BY. Each walks an index of (job_id, ...) forwards
@@ -213,7 +213,10 @@ def requeue_failed(s: Session, job_id: str) -> None:
     """
     s.execute(
         "UPDATE sites SET state = CASE WHEN pages_failed > 0 THEN 'crawling' ELSE state END, "
-        "error = CASE WHEN pages_failed > 0 THEN NULL ELSE error END, pages_failed = 0 "
+        "error = CASE WHEN pages_failed > 0 THEN NULL ELSE error END, "
+        # the re-queued pages give their places in the page budget back (trawl/store/budget.py)
+        "pages_claimed = CASE WHEN pages_claimed > pages_failed THEN pages_claimed - pages_failed ELSE 0 END, "
+        "pages_failed = 0 "
         "WHERE job_id = ? AND pages_failed > 0",
         (job_id,),
     )
@@ -228,7 +231,7 @@ def delete_for_job(s: Session, job_id: str) -> None:
 
 def site_document(row: dict) -> dict:
     state = row["state"]
-    return {
+    doc = {
         "site": row["site"],
         "seed": row["seed"],
         "state": state,
@@ -239,6 +242,9 @@ def site_document(row: dict) -> dict:
         # Why it is unreachable or blocked; a done site's failed pages are in /pages.
         "error": row["error"] if state in ("unreachable", "blocked") else None,
     }
+    if row.get("note"):  # why it stopped early: "site page budget reached" (trawl/store/budget.py)
+        doc["note"] = row["note"]
+    return doc
 
 
 def _filter(job_id: str, state: str | None) -> tuple[str, tuple]:
