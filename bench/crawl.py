@@ -425,7 +425,7 @@ def print_profile(path: Path, kind: str) -> None:
     stats.sort_stats("tottime").print_stats(20)
     groups = {
         "dedupe (trawl/dedupe.py + pybloom_live)": ("trawl/dedupe.py", "pybloom_live"),
-        "extraction (trawl/extract.py)": ("trawl/extract.py",),
+        "extraction (trawl/extract/)": ("trawl/extract/",),
         "URL scope (trawl/urls.py)": ("trawl/urls.py",),
         "fetcher (trawl/fetch.py, pycurl)": ("trawl/fetch.py", "CurlMulti"),
         "frontier SQL (trawl/store)": ("trawl/store",),

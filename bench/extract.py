@@ -1,6 +1,7 @@
-"""Throughput of trawl.extract over a generated corpus, next to a plain baseline.
+"""Throughput of trawl.extract over a generated corpus, next to a plain baseline,
+and precision, recall and MB/s per published form of the labelled corpus.
 
-    .venv/bin/python bench/extract.py [--pages 2000] [--repeat 3]
+    .venv/bin/python bench/extract.py [--pages 2000] [--repeat 3] [--per-form 40] [--before DIR]
 
 The corpus: ~2,000 pages of ~15 KB, each with ~20 links (absolute, root-relative,
 relative, with dot segments and fragments) and 0-3 addresses in mixed forms
@@ -9,6 +10,15 @@ plus the usual noise: CSS @media, asset names like logo@2x.png, HTML entities,
 inline scripts. The baseline is what a bare crawler does: one typical email
 regex and one href regex over the whole page, with urljoin for the links.
 Figures are CPU time (best of --repeat runs); nothing about time is asserted.
+--before DIR (a checkout of an older Trawl, e.g. `git archive 7f13e6d | tar -x
+-C DIR`) also times that tree's extract() on the same pages, in the same
+process, rounds interleaved: on a busy machine only such side-by-side ratios
+mean anything.
+
+The per-form table uses tests/extract_corpus.py: --per-form pages for each
+form (the form inside a typical page of ~15 KB of prose and markup, beside
+nothing else), and as many pages of each trap; a trap's row counts the
+addresses reported where none is published (precision is over all of them).
 """
 
 from __future__ import annotations
@@ -23,6 +33,8 @@ from urllib.parse import urljoin
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from tests.extract_corpus import FORMS, form_sample, page  # noqa: E402
+from tests.extract_traps import TRAPS  # noqa: E402
 from trawl.extract import extract, extract_emails, extract_links  # noqa: E402
 
 WORDS = (
@@ -121,10 +133,68 @@ def cpu_seconds(function, pages: list[tuple[str, str]], repeat: int) -> float:
     return best
 
 
+def _scores(results: list[set], truth: list[set]) -> tuple[int, int, int]:
+    hits = sum(len(got & want) for got, want in zip(results, truth))
+    return hits, sum(map(len, truth)) - hits, sum(len(got - want) for got, want in zip(results, truth))
+
+
+def _ratio(numerator: int, denominator: int) -> str:
+    return f"{numerator / denominator:.2f}" if denominator else "  - "
+
+
+def per_form(count: int, repeat: int) -> None:
+    """Precision, recall and MB/s of extract_emails() for each form and trap."""
+    rng = random.Random(20261201)
+    rows = [(name, [form_sample(name, rng, size=15_000) for _ in range(count)]) for name in FORMS]
+    rows += [(f"trap:{name}", [(page(body, rng, size=15_000), set()) for _ in range(count)])
+             for name, body in TRAPS.items()]
+    print(f"\n{'form (page of ~15 KB)':28} {'kind':10} {'found':>6} {'missed':>6} {'false':>6} {'prec':>5} {'recall':>6} {'MB/s':>7}")
+    totals = [0, 0, 0]
+    for name, samples in rows:
+        bodies = [(body, "") for body, _ in samples]
+        results = [set(extract_emails(body)) for body, _ in bodies]
+        hits, missed, wrong = _scores(results, [want for _, want in samples])
+        totals = [totals[0] + hits, totals[1] + missed, totals[2] + wrong]
+        megabytes = sum(len(body.encode()) for body, _ in bodies) / 1e6
+        seconds = cpu_seconds(lambda body, url: extract_emails(body), bodies, repeat)
+        kind = FORMS[name][0] if name in FORMS else "-"
+        print(f"{name:28} {kind:10} {hits:6} {missed:6} {wrong:6} {_ratio(hits, hits + wrong):>5} "
+              f"{_ratio(hits, hits + missed):>6} {megabytes / seconds:7.1f}")
+    hits, missed, wrong = totals
+    print(f"{'overall':28} {'':10} {hits:6} {missed:6} {wrong:6} {_ratio(hits, hits + wrong):>5} "
+          f"{_ratio(hits, hits + missed):>6}")
+
+
+def _older_extract(directory: str):
+    """The extract module of an older checkout (trawl/extract.py or trawl/extract/)."""
+    import importlib.util
+
+    root = Path(directory) / "trawl" / "extract.py"
+    if not root.exists():
+        root = Path(directory) / "trawl" / "extract" / "__init__.py"
+    spec = importlib.util.spec_from_file_location("trawl_extract_before", root)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["trawl_extract_before"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def side_by_side(directory: str, pages: list[tuple[str, str]], megabytes: float, repeat: int) -> None:
+    before = _older_extract(directory)
+    best: dict[str, float] = {}
+    for _ in range(max(repeat, 5)):
+        for name, module in (("before", before), ("after", sys.modules["trawl.extract"])):
+            best[name] = min(best.get(name, float("inf")), cpu_seconds(module.extract, pages, 1))
+    print(f"\nextract() side by side, {directory} vs this tree: before {megabytes / best['before']:.1f} MB/s, "
+          f"after {megabytes / best['after']:.1f} MB/s, ratio {best['before'] / best['after']:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pages", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--per-form", type=int, default=40, help="pages per form and per trap (0: skip)")
+    parser.add_argument("--before", help="an older checkout to time side by side")
     args = parser.parse_args()
     rng = random.Random(20261123)
     generated = [make_page(rng, n) for n in range(args.pages)]
@@ -152,6 +222,10 @@ def main() -> None:
     for name, function in rows:
         seconds = cpu_seconds(function, pages, args.repeat)
         print(f"{name:36} {megabytes / seconds:8.1f} {seconds / len(pages) * 1e6:9.1f}")
+    if args.before:
+        side_by_side(args.before, pages, megabytes, args.repeat)
+    if args.per_form:
+        per_form(args.per_form, args.repeat)
 
 
 if __name__ == "__main__":

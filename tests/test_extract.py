@@ -312,6 +312,9 @@ Accounts: accounts&#64;acme&#46;co&#46;uk. Jobs: jobs [at] acme [dot] co [dot] u
  data-cfemail="CFHEX">[email&#160;protected]</a></p>
 <p>Our office is at 10 High Street. Look at the dot com boom, or at acme.co.uk.</p>
 <p>Write to <span itemprop="email">ceo@acme.co.uk</span>, never to you@example.com.</p>
+<p>List admin: list.admin at lists.acme.co.uk. Office: <span>office</span>@<span>acme.co.uk</span>.
+<span style="unicode-bidi:bidi-override; direction:rtl">ku.oc.emca@draob</span></p>
+<script>document.write('hr' + '@' + 'acme.co.uk');</script>
 <p><img src="/img/team@2x.jpg" alt="Team"> Built with lodash@4.17.21.</p>
 <ul>
 <li><a href="products/widget.html">Widget</a></li>
@@ -350,6 +353,10 @@ REALISTIC_EMAILS = {
     "jobs@acme.co.uk": {"obfuscated"},
     "help@acme.co.uk": {"cfemail"},
     "ceo@acme.co.uk": {"itemprop", "text"},
+    "list.admin@lists.acme.co.uk": {"archive"},
+    "office@acme.co.uk": {"markup"},
+    "board@acme.co.uk": {"css"},
+    "hr@acme.co.uk": {"script"},
 }
 
 
@@ -407,6 +414,11 @@ HTML_PIECES = st.sampled_from([
     " at ", " dot ", "info", "acme", "com", "co.uk", "\\u0040", "\\x40", "data-cfemail=\"",
     "5a33343c351a3b39373f74393537", "<script type=\"application/ld+json\">", "</script>",
     "<meta content=\"", "itemprop=\"email\"", "\u00e9", "\x00", " ", "/", "?", "#", "<", ">",
+    "_at_", "(a)", " AT ", "-at-", "<!--", "-->", "<span>", "</span>", "<b>", "<wbr>", "<script>",
+    "document.write(", "'+'", "'", "String.fromCharCode(105,64,", ")", ".split('').reverse().join('')",
+    "linkTo_UnCryptMailto('", "DeCryptX('", "data-user=\"", "data-domain=\"", "<joomla-hidden-mail first=\"",
+    "{", "}", ",", "\uff20", "\u200b", "&shy;", "style=\"unicode-bidi:bidi-override;direction:rtl\"",
+    "<img src=\"at.gif\">", "onclick=\"", "javascript:", "rot13", "NOSPAM", "\n", "Message-ID: ",
 ])
 
 
