@@ -132,9 +132,6 @@ ACCESS_FORMAT = "log_format reuse '$host $connection $connection_requests $serve
 
 
 def start_nginx(site: Site, work: Path, cert=None) -> subprocess.Popen:
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not os.path.exists(nginx):
-        sys.exit("nginx is needed: apt-get install -y nginx")
     servers = "\n".join(
         f"server {{ listen {host}:{site.port}; root {site.root / host}; index index.html; "
         f"{'' if cert is None else f'access_log {work}/access-{site.port}.log reuse;'} }}"
@@ -148,6 +145,14 @@ def start_nginx(site: Site, work: Path, cert=None) -> subprocess.Popen:
                 f"ssl_session_cache shared:tls{offset}:10m; access_log {work}/access-{port}.log reuse; }}"
                 for host in site.hosts)
         servers = ACCESS_FORMAT + "\n" + servers
+    return start_nginx_with(servers, work, site.seeds()[0])
+
+
+def start_nginx_with(servers: str, work: Path, probe_url: str, http_extra: str = "") -> subprocess.Popen:
+    """nginx (one worker process) with these `server` blocks; returns once `probe_url` answers."""
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not os.path.exists(nginx):
+        sys.exit("nginx is needed: apt-get install -y nginx")
     conf = work / "nginx.conf"
     conf.write_text(textwrap.dedent(f"""
         worker_processes 1;
@@ -163,6 +168,7 @@ def start_nginx(site: Site, work: Path, cert=None) -> subprocess.Popen:
             client_body_temp_path {work}/tmp;
             proxy_temp_path {work}/tmp; fastcgi_temp_path {work}/tmp;
             uwsgi_temp_path {work}/tmp; scgi_temp_path {work}/tmp;
+            {http_extra}
             {servers}
         }}
     """))
@@ -172,8 +178,15 @@ def start_nginx(site: Site, work: Path, cert=None) -> subprocess.Popen:
     deadline = time.monotonic() + 10
     while True:
         try:
-            urllib.request.urlopen(site.seeds()[0], timeout=1).read()
+            # Our nginx writes its pid file once it holds the ports; without
+            # that check another bench's nginx on the same port would answer
+            # and be measured instead (it happened: pass another --port).
+            if not (work / "nginx.pid").exists():
+                raise OSError("nginx is not listening yet")
+            urllib.request.urlopen(probe_url, timeout=1).read()
             return proc
+        except urllib.error.HTTPError:
+            return proc  # it answers
         except OSError:
             if time.monotonic() > deadline or proc.poll() is not None:
                 raise RuntimeError(f"nginx did not start: {(work / 'nginx-error.log').read_text()}")

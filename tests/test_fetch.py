@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+import email.utils
 import socket
 import threading
 
@@ -10,7 +12,8 @@ from hypothesis import strategies as st
 
 from tests.site import MiB, TestSite, generate_site, reply, site  # noqa: F401  (site is a fixture)
 from trawl.config import Settings
-from trawl.fetch import MAX_ATTEMPTS, FetchResult, Fetcher, decode_body, is_text_type, libcurl_info
+from trawl.fetch import (MAX_ATTEMPTS, FetchResult, Fetcher, curl_reason, decode_body, is_text_type, libcurl_info,
+                         parse_retry_after)
 
 SETTINGS = Settings(allow_private_networks=True)
 
@@ -338,3 +341,87 @@ def test_libcurl_info_reports_features():
     info = libcurl_info()
     assert set(info) == {"pycurl", "libcurl", "tls", "async_dns", "http2"}
     assert info["async_dns"] is True  # the pinned wheel's libcurl resolves asynchronously
+
+
+# ------------------------------------------------------------- names, unreachable hosts, Retry-After
+
+
+def test_a_name_that_does_not_exist_fails_at_once_without_a_transfer():
+    # A leading hyphen: glibc's resolver refuses the name before asking any server.
+    fetcher = make_fetcher()
+    try:
+        fetcher.submit("http://-gone.example.com/", "a")
+        fetcher.submit("http://-gone.example.com/b", "b")
+        results = drain(fetcher)
+        fetcher.submit("http://-gone.example.com/c", "c")  # known now: fails on submit
+        results += drain(fetcher)
+    finally:
+        fetcher.close()
+    assert [(r.key, r.outcome, r.error, r.attempts) for r in sorted(results, key=lambda r: r.key)] == [
+        (key, "failed", "DNS: no such host", 0) for key in "abc"]
+
+
+def test_names_are_resolved_by_the_system_resolver(site):
+    site.add_page("/", "<p>by name</p>")
+    result = fetch_one(f"http://localhost:{site.port}/")  # /etc/hosts: 127.0.0.1 (and ::1)
+    assert (result.outcome, result.text) == ("ok", "<p>by name</p>")
+
+
+def test_an_unreachable_host_is_recorded_once():
+    port = closed_port()
+    down: dict[str, str] = {}
+    fetcher = make_fetcher(hosts_down=down)
+    try:
+        fetcher.submit(f"http://127.0.0.1:{port}/a", "a")
+        [first] = drain(fetcher)
+        fetcher.submit(f"http://127.0.0.1:{port}/b", "b")
+        [second] = drain(fetcher)
+    finally:
+        fetcher.close()
+    assert first.attempts == MAX_ATTEMPTS and first.error.startswith("could not connect (curl error 7")
+    assert (second.outcome, second.error, second.attempts) == ("failed", first.error, 0)
+    assert down == {"127.0.0.1": first.error}  # the caller keeps it for the next Fetcher
+
+
+def test_retry_after_holds_back_the_whole_host(site):
+    site.add_page("/busy", "<p>later</p>", status=429, headers={"Retry-After": "30"})
+    site.add_page("/other", "<p>other</p>")
+    fetcher = make_fetcher(per_host_connections=1)
+    try:
+        fetcher.submit(site.url("/busy"), "busy")
+        for _ in range(100):
+            fetcher.poll(0.1)
+            if site.hits("/busy"):
+                break
+        fetcher.submit(site.url("/other"), "other")
+        for _ in range(5):  # neither the page nor another page of the host may start meanwhile
+            assert fetcher.poll(0.1) == []
+        rest = fetcher.cancel_all()
+    finally:
+        fetcher.close()
+    assert sorted((r.key, r.outcome) for r in rest) == [("busy", "cancelled"), ("other", "cancelled")]
+    assert (site.hits("/busy"), site.hits("/other")) == (1, 0)
+
+
+def test_retry_after_values():
+    assert parse_retry_after("120") == 120.0
+    soon = email.utils.format_datetime(datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=90),
+                                       usegmt=True)
+    assert 80 <= parse_retry_after(soon) <= 91
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # in the past: at once
+    assert parse_retry_after("soon") is None
+
+
+def test_huge_response_headers_get_a_readable_reason(site):
+    site.add_route("/headers", lambda h: reply(h, 200, b"x", {"X-Padding": "a" * (2 * MiB)}))
+    result = fetch_one(site.url("/headers"))
+    assert result.outcome == "failed"
+    assert result.error.startswith("response headers too large (curl error 100")
+
+
+def test_curl_reasons_are_readable():
+    assert curl_reason(6, "Could not resolve host: x") == "DNS: no such host"
+    assert curl_reason(28, "Resolving timed out after 10000 milliseconds") == "DNS: timed out"
+    assert curl_reason(28, "Operation timed out after 30000 milliseconds") == (
+        "timed out (curl error 28: Operation timed out after 30000 milliseconds)")
+    assert curl_reason(999, "") == "network error (curl error 999)"

@@ -9,7 +9,7 @@ import pytest
 from tests.site import TestSite, site  # noqa: F401  (site is a fixture)
 from trawl.config import Settings
 from trawl.fetch import FetchResult, Fetcher
-from trawl.robots import MAX_CRAWL_DELAY_S, RobotsPolicy
+from trawl.robots import FETCH_OPTIONS, MAX_CRAWL_DELAY_S, ROBOTS_MAX_BYTES, RobotsPolicy, meta_nofollow
 
 SETTINGS = Settings(allow_private_networks=True)
 UA = SETTINGS.user_agent
@@ -18,7 +18,7 @@ UA = SETTINGS.user_agent
 def fetch(url: str, settings: Settings = SETTINGS) -> FetchResult:
     fetcher = Fetcher(settings, retry_backoff_s=0.01)
     try:
-        fetcher.submit(url, url)
+        fetcher.submit(url, url, **FETCH_OPTIONS)  # as the worker asks for robots.txt
         for _ in range(300):  # bounded wait, about 30 s at most
             results = fetcher.poll(0.1)
             if results:
@@ -81,40 +81,53 @@ def test_missing_robots_means_allow_all(site):
 
 
 @pytest.mark.parametrize("status", [500, 503, 429])
-def test_5xx_retries_later_then_disallows(site, status):
+def test_5xx_means_disallow_all_with_the_reason(site, status):
+    """RFC 9309 2.3.1.4: unreachable; the fetcher already retried it (3 attempts)."""
     site.set_robots("User-agent: *\nAllow: /\n", status=status)
-    policy = RobotsPolicy(UA, obey=True, retry_after_s=3600)
+    policy = RobotsPolicy(UA, obey=True)
     learn(policy, site.url("/"))
-    assert not policy.ready(site.url("/a"))
-    assert policy.needs_fetch(site.url("/a")) is None  # waiting for the retry time
-
-    policy = RobotsPolicy(UA, obey=True, retry_after_s=0)
-    learn(policy, site.url("/"))
-    assert not policy.ready(site.url("/a"))
-    learn(policy, site.url("/a"))  # second failed try
+    assert site.hits("/robots.txt") == 3
     assert policy.ready(site.url("/a"))
-    assert not policy.allowed(site.url("/a"))
+    assert policy.refusal(site.url("/a")) == f"robots.txt unavailable: HTTP {status}"
+    assert policy.needs_fetch(site.url("/a")) is None  # final for the job
 
 
-def test_5xx_then_success_uses_the_rules(site):
-    site.set_robots("User-agent: *\nDisallow: /no\n", status=500)
-    policy = RobotsPolicy(UA, obey=True, retry_after_s=0)
-    learn(policy, site.url("/"))
-    site.set_robots("User-agent: *\nDisallow: /no\n")
-    learn(policy, site.url("/"))
-    assert policy.allowed(site.url("/yes"))
-    assert not policy.allowed(site.url("/no"))
-
-
-def test_network_error_counts_as_a_failed_try():
+def test_network_error_means_disallow_all_with_the_reason():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         page = f"http://127.0.0.1:{sock.getsockname()[1]}/"
-    policy = RobotsPolicy(UA, obey=True, retry_after_s=0)
+    policy = RobotsPolicy(UA, obey=True)
     assert learn(policy, page).outcome == "failed"
-    assert not policy.ready(page)
-    learn(policy, page)
-    assert not policy.allowed(page)
+    assert policy.ready(page)
+    assert policy.refusal(page) == "robots.txt unavailable: could not connect"
+
+
+def test_a_robots_txt_that_times_out_says_so(site):
+    site.add_slow_page("/robots.txt", delay_s=30)
+    quick = Settings(allow_private_networks=True, total_timeout_s=0.5, connect_timeout_s=0.5)
+    policy = RobotsPolicy(UA, obey=True)
+    learn(policy, site.url("/"), quick)
+    assert policy.refusal(site.url("/a")) == "robots.txt unavailable: timed out"
+
+
+def test_rules_are_honoured_whatever_the_content_type(site):
+    site.add_page("/robots.txt", b"User-agent: *\nDisallow: /\n",
+                  headers={"Content-Type": "application/octet-stream"})
+    policy = RobotsPolicy(UA, obey=True)
+    learn(policy, site.url("/"))
+    assert policy.refusal(site.url("/page")) == "disallowed by robots.txt"
+
+
+def test_the_head_of_a_huge_robots_txt_is_read_past_the_page_cap(site):
+    rules = "User-agent: *\nDisallow: /private/\n"
+    body = rules + "# filler line of a generated robots.txt\n" * (7 * 1024 * 1024 // 40)
+    site.add_page("/robots.txt", body.encode(), headers={"Content-Type": "text/plain"})
+    small_cap = Settings(allow_private_networks=True, max_page_bytes=100_000)
+    policy = RobotsPolicy(UA, obey=True)
+    result = learn(policy, site.url("/"), small_cap)
+    assert result.outcome == "ok" and result.bytes == ROBOTS_MAX_BYTES
+    assert policy.refusal(site.url("/private/x.html")) == "disallowed by robots.txt"
+    assert policy.allowed(site.url("/public.html"))
 
 
 def test_refused_robots_leaves_refusal_to_the_fetcher(site):
@@ -175,3 +188,17 @@ def test_asking_before_the_rules_are_known_is_a_bug(site):
     policy = RobotsPolicy(UA, obey=True)
     with pytest.raises(LookupError):
         policy.allowed(site.url("/"))
+
+
+
+@pytest.mark.parametrize("html, expected", [
+    ('<html><head><meta name="robots" content="nofollow"></head><body>x</body></html>', True),
+    ("<head><META NAME='Robots' CONTENT='noindex, NoFollow'></head>", True),
+    ('<head><meta content="none" name="robots"></head>', True),
+    ('<head><meta name="robots" content="noindex"></head>', False),
+    ('<head><meta name="googlebot" content="nofollow"></head>', False),
+    ('<head><title>robots</title></head><body><meta name="robots" content="nofollow"></body>', False),
+    ("<p>no head at all</p>", False),
+])
+def test_meta_nofollow(html, expected):
+    assert meta_nofollow(html) is expected

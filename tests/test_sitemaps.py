@@ -123,7 +123,10 @@ def test_sitemap_urls_join_the_frontier_at_depth_1_with_the_same_rules(db, sitem
     assert {u: p["depth"] for u, p in pages.items() if p["state"] == "done"} == {
         site.url("/"): 0, site.url("/contact"): 1, site.url("/team"): 1}
     assert pages[site.url("/private/x")]["state"] == "skipped"  # robots.txt still applies
-    assert "http://elsewhere.example.org/y" not in pages and site.url("/a/a/a/a/trap") not in pages
+    assert "http://elsewhere.example.org/y" not in pages
+    trap = pages[site.url("/a/a/a/a/trap")]  # stored, and skipped with the reason, never fetched
+    assert (trap["state"], trap["error"]) == ("skipped", "trap: path segment 'a' repeated 4 times")
+    assert site.hits("/a/a/a/a/trap") == 0
     assert not any("/big/" in u for u in pages)  # bigger than the fetcher's byte cap: ignored
     assert {e["email"] for e in results.list_emails(db, job_id, 100, 0)[0]} == {
         "contact@acme-widgets.com", "team@acme-widgets.com"}

@@ -11,7 +11,10 @@ from trawl.urls import (
     host_of,
     in_scope,
     is_public_tld,
+    DigitTrapGuard,
     looks_like_trap,
+    non_page_extension,
+    trap_reason,
     registered_domain,
     url_hash,
 )
@@ -235,3 +238,47 @@ def test_url_hash_is_32_hex_of_blake2b():
 )
 def test_is_public_tld(label, expected):
     assert is_public_tld(label) is expected
+
+
+# ---------------------------------------------------------------- files that are not pages, trap reasons
+
+
+@pytest.mark.parametrize("url, expected", [
+    ("https://gnu.example.org/pub/tool-1.2.tar.gz", "gz"),
+    ("https://gnu.example.org/pub/tool-1.2.tar.gz.sig", "sig"),
+    ("https://gnu.example.org/pub/tool-1.2.tar.xz.asc", "asc"),
+    ("https://example.com/Brochure.PDF", "pdf"),
+    ("https://example.com/img/logo.png?v=3", "png"),
+    ("https://example.com/fonts/a.woff2", "woff2"),
+    ("https://example.com/report.docx", "docx"),
+    ("https://example.com/", None),
+    ("https://example.com/about.html", None),
+    ("https://example.com/team.php?id=3", None),
+    ("https://example.com/v1.2/", None),
+    ("https://example.com/.pdf", None),  # a dot file, not an extension
+    ("https://example.com/download?file=a.pdf", None),  # judged by the path only
+])
+def test_non_page_extension(url, expected):
+    assert non_page_extension(url) == expected
+
+
+def test_trap_reasons_name_the_rule():
+    assert trap_reason("http://a.example/x/y/x/y/x/") == "trap: path segment 'x' repeated 3 times"
+    assert trap_reason("http://a.example/" + "a/" * 16) is not None
+    assert trap_reason("http://a.example/?" + "&".join(f"p{i}=1" for i in range(11))) == (
+        "trap: more than 10 query parameters")
+    assert trap_reason("http://a.example/" + "a" * 1100) == "trap: path longer than 1024 characters"
+    assert trap_reason("http://a.example/blog/2026/01/02/post.html") is None
+
+
+def test_digit_guard_cuts_a_calendar_but_not_a_numbered_catalogue():
+    guard = DigitTrapGuard(limit=100, depth_spread=5)
+    # A calendar: each day is a link of the day before, one level deeper.
+    calendar = [guard.admit(f"http://a.example/cal/{d // 28 + 1}/{d % 28 + 1}", depth=1 + d) for d in range(300)]
+    assert calendar[:100] == [None] * 100
+    assert all(reason and reason.startswith("trap: more than 100 URLs differ only in digits")
+               for reason in calendar[100:])
+    # Products listed on index pages: one shape, all about as deep.
+    assert [guard.admit(f"http://a.example/p/{n}.html", depth=2 + n % 3) for n in range(1000)] == [None] * 1000
+    # Other sites have their own counts: the host is part of the shape.
+    assert guard.admit("http://b.example/cal/1/1", depth=400) is None

@@ -301,16 +301,20 @@ def test_same_domain_keeps_to_the_seed_site(db, sites):
 
 
 def test_failures_and_non_html_are_recorded_with_reasons(db, site):
-    site.add_page("/", '<a href="/missing">x</a> <a href="/doc.pdf">y</a> <a href="/ok">z</a>')
+    site.add_page("/", '<a href="/missing">x</a> <a href="/download?id=7">y</a> <a href="/ok">z</a> '
+                       '<a href="/doc.pdf">a file by its name</a>')
     site.add_page("/ok", "fine")
+    site.add_page("/download", b"%PDF-1.4", headers={"Content-Type": "application/pdf"})
     site.add_page("/doc.pdf", b"%PDF-1.4", headers={"Content-Type": "application/pdf"})
     job_id = job_rows.insert_job(db, JobOptions(urls=[site.url("/")]))["id"]
     crawl_here(db, job_id)
     pages = page_rows(db, job_id)
     assert pages[site.url("/missing")]["state"] == "failed"
     assert "404" in pages[site.url("/missing")]["error"]
-    assert pages[site.url("/doc.pdf")]["state"] == "skipped"
+    assert pages[site.url("/download?id=7")]["state"] == "skipped"
     assert pages[site.url("/ok")]["state"] == "done"
+    # A link whose name says it is a file is never requested, nor stored.
+    assert site.hits("/doc.pdf") == 0 and site.url("/doc.pdf") not in pages
     row = job_row(db, job_id)
     assert (row["status"], row["pages_done"], row["pages_failed"], row["pages_skipped"]) == (
         "completed", 2, 1, 1)

@@ -8,7 +8,14 @@ back one `FetchResult` per URL when it is final. In between it owns:
   (libcurl's host cap would queue transfers inside libcurl, where the wait
   counts against their timeout);
 - retries: timeouts, resets and 429/5xx are tried again with exponential
-  backoff and jitter, 3 attempts in total; other 4xx are final;
+  backoff and jitter, 3 attempts in total; other 4xx are final. A 429 or
+  503 with `Retry-After` holds back the whole host that long (at most
+  MAX_RETRY_AFTER_S), not just the page;
+- names: resolved once per host by `trawl.dns.Resolver` (the system
+  resolver, off the loop) and pinned on the transfers; a name that does not
+  exist fails at once with "DNS: no such host". A host that cannot be
+  reached (no such name, connection refused, connect timeout) is recorded
+  once: its other requests fail with the same reason without a transfer;
 - limits: timeouts, a low-speed limit, at most 5 redirects, HTTP(S) only,
   and a byte cap counted on the decoded body, so a gzip bomb stops at it;
 - TLS: certificates verified against the system CA store (or
@@ -28,10 +35,9 @@ A Fetcher belongs to one thread.
 
 from __future__ import annotations
 
-import codecs
+import email.utils
 import heapq
 import random
-import re
 import selectors
 import socket
 import time
@@ -42,6 +48,8 @@ from urllib.parse import urlsplit
 import pycurl
 
 from trawl.config import Settings
+from trawl.decode import TEXT_TYPES, decode_body, is_text_type  # noqa: F401  (part of this API)
+from trawl.dns import Resolver, is_ip_literal, resolve_entry
 from trawl.ssrf import AddressGuard, AddressRefused
 
 MAX_ATTEMPTS = 3
@@ -50,8 +58,9 @@ MAX_REDIRECTS = 5
 LOW_SPEED_BYTES = 100
 LOW_SPEED_TIME_S = 10
 ACCEPT = "text/html,application/xhtml+xml,text/plain;q=0.9,*/*;q=0.5"
+MAX_RETRY_AFTER_S = 60.0
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
-TEXT_TYPES = frozenset({"text/html", "application/xhtml+xml", "text/plain"})
 RETRY_STATUSES = frozenset({429}) | frozenset(range(500, 600))
 TRANSIENT_ERRORS = frozenset(
     {
@@ -65,6 +74,35 @@ TRANSIENT_ERRORS = frozenset(
         92,  # CURLE_HTTP2_STREAM, not exported by this pycurl
     }
 )
+# Failures that say the host, not the page, is out of reach.
+HOST_DOWN_ERRORS = frozenset({pycurl.E_COULDNT_RESOLVE_HOST, pycurl.E_COULDNT_CONNECT})
+# What a person reads in the crawl log; libcurl's own message follows in brackets.
+CURL_REASONS = {
+    pycurl.E_COULDNT_RESOLVE_HOST: "DNS: no such host",
+    pycurl.E_COULDNT_CONNECT: "could not connect",
+    pycurl.E_OPERATION_TIMEDOUT: "timed out",
+    pycurl.E_SSL_CONNECT_ERROR: "TLS handshake failed",
+    pycurl.E_TOO_MANY_REDIRECTS: "too many redirects",
+    pycurl.E_GOT_NOTHING: "empty reply from the server",
+    pycurl.E_RECV_ERROR: "connection broken while receiving",
+    pycurl.E_SEND_ERROR: "connection broken while sending",
+    pycurl.E_PARTIAL_FILE: "the response ended early",
+    pycurl.E_UNSUPPORTED_PROTOCOL: "unsupported protocol",
+    56: "connection broken while receiving",
+    61: "unknown content encoding",
+    92: "HTTP/2 stream error",
+    100: "response headers too large",  # CURLE_TOO_LARGE, not exported by this pycurl
+}
+
+
+def curl_reason(errno: int, errmsg: str) -> str:
+    """A readable reason for a libcurl failure, e.g. "timed out (curl error 28: ...)"."""
+    if errno == pycurl.E_COULDNT_RESOLVE_HOST:
+        return "DNS: no such host"
+    if errno == pycurl.E_OPERATION_TIMEDOUT and errmsg.startswith("Resolving"):
+        return "DNS: timed out"
+    reason = CURL_REASONS.get(errno, "network error")
+    return f"{reason} (curl error {errno}: {errmsg})" if errmsg else f"{reason} (curl error {errno})"
 
 HTTP2_AVAILABLE = bool(pycurl.version_info()[4] & pycurl.VERSION_HTTP2)
 # libcurl's TLS error codes; their messages come from the TLS library and
@@ -132,7 +170,11 @@ class _Request:
     url: str
     key: object
     host: str
+    port: int = 80
     attempts: int = 0
+    any_type: bool = False  # read the body whatever its Content-Type (robots.txt)
+    max_bytes: int | None = None  # None: the fetcher's cap
+    truncate: bool = False  # past max_bytes keep what was read, instead of failing
     raw: bool = False  # any content type; bytes handed back as they are (after Content-Encoding)
 
 
@@ -191,10 +233,16 @@ class _Slot:
         self.content_type: str | None = None
         self.refused: str | None = None
         self.too_large = False
+        self.truncated = False
         self.not_html = False
+        self.retry_after: float | None = None
         if request is not None:
             request.attempts += 1
             self.curl.setopt(pycurl.URL, request.url)
+
+    def pin(self, host: str, port: int, addresses: tuple[str, ...]) -> None:
+        """Connect to these addresses for host:port: libcurl must not resolve the name again."""
+        self.curl.setopt(pycurl.RESOLVE, [resolve_entry(host, port, addresses)])
 
     # libcurl callbacks: they must not raise, so they only record and answer.
 
@@ -203,16 +251,25 @@ class _Slot:
             fields = line.split(None, 2)
             self.status = int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else None
             self.content_type = None
+            self.retry_after = None
         elif line[:13].lower() == b"content-type:":
             self.content_type = line[13:].strip().decode("latin-1") or None
+        elif line[:12].lower() == b"retry-after:":
+            self.retry_after = parse_retry_after(line[12:].strip().decode("latin-1"))
 
     def _on_body(self, data: bytes) -> int | None:
-        raw = self.request is not None and self.request.raw
-        if self.size == 0 and _is_success(self.status) and not raw and not is_text_type(self.content_type):
+        request = self.request
+        if (self.size == 0 and _is_success(self.status) and not (request.any_type or request.raw)
+                and not is_text_type(self.content_type)):
             self.not_html = True
             return 0  # abort: no point downloading an image or a PDF
         self.size += len(data)
-        if self.size > self.max_bytes:
+        limit = request.max_bytes or self.max_bytes
+        if self.size > limit:
+            if request.truncate and _is_success(self.status):
+                self.chunks.append(data[: len(data) - (self.size - limit)])
+                self.size, self.truncated = limit, True
+                return 0  # enough read: stop here, keep the head
             self.too_large = True
             return 0  # abort; counted after decompression, so bombs stop here too
         if _is_success(self.status):
@@ -239,14 +296,14 @@ class _Slot:
             return "refused", False, self.refused
         if errno in TLS_ERRORS:
             return "tls", False, tls_reason(errno, errmsg)
-        if errno and not (self.too_large or self.not_html):
-            return "failed", errno in TRANSIENT_ERRORS, f"curl error {errno}: {errmsg}"
+        if errno and not (self.too_large or self.not_html or self.truncated):
+            return "failed", errno in TRANSIENT_ERRORS, curl_reason(errno, errmsg)
         if self.status in RETRY_STATUSES:
             return "http_error", True, f"HTTP {self.status}"
         if not _is_success(self.status):
             return "http_error", False, f"HTTP {self.status}"
         if self.too_large:
-            return "too_large", False, f"body larger than {self.max_bytes} bytes"
+            return "too_large", False, f"body larger than {self.request.max_bytes or self.max_bytes} bytes"
         if self.not_html:
             return "not_html", False, f"not HTML: {self.content_type}"
         return "ok", False, None
@@ -274,6 +331,19 @@ def _is_success(status: int | None) -> bool:
     return status is not None and 200 <= status < 300
 
 
+def parse_retry_after(value: str) -> float | None:
+    """Seconds to wait from a Retry-After value (delay-seconds or an HTTP-date), or None."""
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
 # ------------------------------------------------------------- the fetcher
 
 
@@ -283,6 +353,8 @@ class Fetcher:
     `allowed_addresses` are IPs the SSRF guard lets through even when
     private networks are not allowed (tests admit one loopback server).
     `retry_backoff_s` is the first retry's wait; it doubles per attempt.
+    `hosts_down` (host -> reason) may be kept by the caller across
+    Fetchers, so a host found unreachable stays so for the whole job.
     """
 
     def __init__(
@@ -295,6 +367,7 @@ class Fetcher:
         allowed_addresses: frozenset[str] = frozenset(),
         retry_backoff_s: float = 0.5,
         max_bytes: int | None = None,
+        hosts_down: dict[str, str] | None = None,
         verify_tls: bool = True,
     ):
         self._settings = settings
@@ -311,6 +384,9 @@ class Fetcher:
         self._multi.setopt(pycurl.M_TIMERFUNCTION, self._on_timer)
         self._selector = selectors.DefaultSelector()
         self._curl_deadline: float | None = None
+        self._resolver = Resolver(timeout_s=settings.connect_timeout_s)
+        self._selector.register(self._resolver.fileno(), selectors.EVENT_READ, _WAKE)
+        self._down: dict[str, str] = {} if hosts_down is None else hosts_down
 
         self._slots: list[_Slot] = []  # every slot ever made
         self._idle: list[_Slot] = []
@@ -323,17 +399,28 @@ class Fetcher:
         self._next_start: dict[str, float] = {}  # host -> earliest next start
         self._host_delay: dict[str, float] = {}
         self._done: list[FetchResult] = []  # final, not yet handed back
+        self._slot_s = 0.0  # integral of transfers in flight over time, up to _slot_s_at
+        self._slot_s_at = time.monotonic()
 
     # ------------------------------------------------------------- public API
 
-    def submit(self, url: str, key: object, raw: bool = False) -> None:
-        """Fetch `url`; its result comes back from poll() with `key`. raw: any type, bytes kept."""
+    def submit(self, url: str, key: object, raw: bool = False, *, any_type: bool = False,
+               max_bytes: int | None = None, truncate: bool = False) -> None:
+        """Queue a GET of `url`; its FetchResult carries `key`.
+
+        `raw`: any type, and the bytes are handed back as they are (sitemaps).
+        `any_type` reads the body as text whatever its Content-Type;
+        `max_bytes` overrides the byte cap, and with `truncate` a longer body
+        is cut there instead of failing (robots.txt: its head is what counts).
+        """
         try:
             parts = urlsplit(url)
             host = (parts.hostname or "").lower()
+            port = parts.port or _DEFAULT_PORTS.get(parts.scheme.lower(), 80)
         except ValueError:
-            parts, host = None, ""
-        request = _Request(url, key, host, raw=raw)
+            parts, host, port = None, "", 80
+        request = _Request(url, key, host, port, raw=raw, any_type=any_type, max_bytes=max_bytes,
+                           truncate=truncate)
         if parts is None or parts.scheme.lower() not in ("http", "https") or not host:
             self._done.append(_early_result(request, "failed", "unsupported URL"))
             return
@@ -342,8 +429,37 @@ class Fetcher:
         except AddressRefused as refusal:
             self._done.append(_early_result(request, "refused", str(refusal)))
             return
+        if host in self._down:
+            self._done.append(_early_result(request, "failed", self._down[host]))
+            return
+        if not is_ip_literal(host):
+            self._resolver.answer(host)  # start the lookup now
         self._queues.setdefault(host, deque()).append(request)
         self._queued += 1
+
+    def host_down(self, host: str) -> str | None:
+        """Why `host` (a URL's hostname) cannot be reached, when that is known."""
+        return self._down.get(host.lower())
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._active)
+
+    def slot_seconds(self) -> float:
+        """Transfers in flight integrated over time since this Fetcher began (transfer-seconds)."""
+        self._count_slot_time()
+        return self._slot_s
+
+    def _count_slot_time(self) -> None:
+        now = time.monotonic()
+        self._slot_s += len(self._active) * (now - self._slot_s_at)
+        self._slot_s_at = now
+
+    @property
+    def has_startable(self) -> bool:
+        """True when a queued request could start now (its host's cap and delay allow it)."""
+        now = time.monotonic()
+        return any(self._host_may_start(host, now) for host in self._queues)
 
     def set_host_delay(self, host: str, seconds: float) -> None:
         """Wait at least `seconds` between request starts to `host` (a URL's hostname)."""
@@ -394,6 +510,7 @@ class Fetcher:
             slot.curl.close()
         self._multi.close()
         self._selector.close()
+        self._resolver.close()
 
     # ------------------------------------------------------------- scheduling
 
@@ -406,19 +523,49 @@ class Fetcher:
         for host in list(self._queues):
             if len(self._active) >= self._concurrency:
                 return
+            if not self._host_may_start(host, now):
+                continue
+            addresses = self._addresses(host)
+            if addresses is None:
+                continue  # its lookup is running, or it just failed the host's requests
             queue = self._queues.pop(host)
             while queue and self._host_may_start(host, now) and len(self._active) < self._concurrency:
                 self._queued -= 1
-                self._start(queue.popleft(), now)
+                self._start(queue.popleft(), now, addresses)
             if queue:
                 self._queues[host] = queue  # to the back: hosts take turns
+
+    def _addresses(self, host: str) -> tuple[str, ...] | None:
+        """Addresses to pin for `host` (empty for an IP literal); None when it cannot start yet."""
+        if host in self._down:
+            self._fail_host(host, self._down[host])
+            return None
+        if is_ip_literal(host):
+            return ()
+        answer = self._resolver.answer(host)
+        if answer is None:
+            return None
+        if answer.error:
+            self._fail_host(host, answer.error)
+            return None
+        return answer.addresses
+
+    def _fail_host(self, host: str, reason: str) -> None:
+        """Record `host` as unreachable; its queued requests fail with `reason`, no transfer."""
+        self._down[host] = reason
+        queue = self._queues.pop(host, None) or ()
+        self._queued -= len(queue)
+        self._done.extend(_early_result(request, "failed", reason) for request in queue)
 
     def _host_may_start(self, host: str, now: float) -> bool:
         return self._in_flight.get(host, 0) < self._per_host and self._next_start.get(host, 0.0) <= now
 
-    def _start(self, request: _Request, now: float) -> None:
+    def _start(self, request: _Request, now: float, addresses: tuple[str, ...] = ()) -> None:
         slot = self._idle.pop() if self._idle else self._new_slot()
         slot.begin(request)
+        if addresses:
+            slot.pin(request.host, request.port, addresses)
+        self._count_slot_time()
         self._active[slot.curl] = slot
         self._in_flight[request.host] = self._in_flight.get(request.host, 0) + 1
         delay = self._host_delay.get(request.host, self._default_delay)
@@ -432,6 +579,7 @@ class Fetcher:
         return slot
 
     def _release(self, slot: _Slot) -> None:
+        self._count_slot_time()
         del self._active[slot.curl]
         host = slot.request.host
         self._in_flight[host] = self._in_flight.get(host, 1) - 1
@@ -443,6 +591,8 @@ class Fetcher:
         wakeups = [self._curl_deadline or now + 1.0]
         if self._retries:
             wakeups.append(self._retries[0][0])
+        if self._resolver.waiting:
+            wakeups.append(self._resolver.next_deadline())
         if len(self._active) < self._concurrency:
             for host in self._queues:
                 if self._in_flight.get(host, 0) < self._per_host:
@@ -473,8 +623,12 @@ class Fetcher:
         """Wait up to `wait` s for socket activity, let libcurl act, collect finished transfers."""
         if self._curl_deadline is not None:
             wait = min(wait, self._curl_deadline - time.monotonic())
-        events = self._selector.select(max(0.0, wait)) if self._selector.get_map() else _sleep(wait)
+        events = self._selector.select(max(0.0, wait))
+        woke = False
         for key, mask in events:
+            if key.data is _WAKE:
+                woke = True  # a lookup finished: collected below
+                continue
             flags = (pycurl.CSELECT_IN if mask & selectors.EVENT_READ else 0) | (
                 pycurl.CSELECT_OUT if mask & selectors.EVENT_WRITE else 0
             )
@@ -482,6 +636,8 @@ class Fetcher:
         if self._curl_deadline is not None and time.monotonic() >= self._curl_deadline:
             self._curl_deadline = None
             self._multi.socket_action(pycurl.SOCKET_TIMEOUT, 0)
+        if woke or self._resolver.waiting:
+            self._resolver.collect()  # also drains a late answer's wake-up, or select would spin
         self._collect_finished()
 
     def _collect_finished(self) -> None:
@@ -498,19 +654,34 @@ class Fetcher:
         self._multi.remove_handle(slot.curl)
         request = slot.request
         outcome, retry, error = slot.classify(errno, errmsg)
+        now = time.monotonic()
+        backoff = self._retry_backoff_s * 2 ** (request.attempts - 1) * random.uniform(0.75, 1.25)
+        if slot.status in (429, 503) and slot.retry_after is not None:
+            # The server said when: nothing more to this host before then.
+            held = min(slot.retry_after, MAX_RETRY_AFTER_S)
+            self._next_start[request.host] = max(self._next_start.get(request.host, 0.0), now + held)
+            backoff = max(backoff, held)
         if retry and request.attempts < MAX_ATTEMPTS:
-            backoff = self._retry_backoff_s * 2 ** (request.attempts - 1) * random.uniform(0.75, 1.25)
             self._retry_seq += 1
-            heapq.heappush(self._retries, (time.monotonic() + backoff, self._retry_seq, request))
+            heapq.heappush(self._retries, (now + backoff, self._retry_seq, request))
         else:
             self._done.append(slot.result(outcome, error))
+            if _host_unreachable(slot, errno):
+                self._fail_host(request.host, error)
         self._release(slot)
 
 
-def _sleep(seconds: float) -> list:
-    if seconds > 0:
-        time.sleep(seconds)
-    return []
+_WAKE = object()  # selector data of the resolver's wake-up pipe
+
+
+def _host_unreachable(slot: _Slot, errno: int) -> bool:
+    """The failure says nothing of this host will answer: no name, refused, no connection in time."""
+    if slot.refused or not errno:
+        return False
+    if errno in HOST_DOWN_ERRORS:
+        return True
+    return (errno == pycurl.E_OPERATION_TIMEDOUT and slot.status is None
+            and slot.curl.getinfo(pycurl.CONNECT_TIME) == 0)
 
 
 def _early_result(request: _Request, outcome: str, error: str) -> FetchResult:
@@ -526,58 +697,6 @@ def _early_result(request: _Request, outcome: str, error: str) -> FetchResult:
         error=error,
         outcome=outcome,
     )
-
-
-# ------------------------------------------------------------- decoding
-
-_META_CHARSET = re.compile(rb"""<meta[^>]*?charset\s*=\s*["']?\s*([A-Za-z0-9_.:\-]+)""", re.IGNORECASE)
-_BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
-# Browsers read these labels as windows-1252 (WHATWG Encoding), and so do we.
-_AS_WINDOWS_1252 = {"latin_1", "ascii", "iso8859_1"}
-
-
-def is_text_type(content_type: str | None) -> bool:
-    """HTML, XHTML and plain text are parsed; a missing type is sniffed as HTML."""
-    media_type = (content_type or "").split(";", 1)[0].strip().lower()
-    return not media_type or media_type in TEXT_TYPES
-
-
-def decode_body(body: bytes, content_type: str | None) -> str:
-    """Text of a page: BOM, then the header's charset, then <meta>, then UTF-8."""
-    for bom, encoding in _BOMS:
-        if body.startswith(bom):
-            return body[len(bom) :].decode(encoding, errors="replace")
-    encoding = _charset_param(content_type) or _meta_charset(body[:4096]) or "utf-8"
-    try:
-        return body.decode(encoding, errors="replace")
-    except LookupError:  # a known codec that is not a text encoding, e.g. "base64"
-        return body.decode("utf-8", errors="replace")
-
-
-def _charset_param(content_type: str | None) -> str | None:
-    for param in (content_type or "").split(";")[1:]:
-        name, _, value = param.partition("=")
-        if name.strip().lower() == "charset":
-            return _known_encoding(value.strip().strip("\"'"))
-    return None
-
-
-def _meta_charset(head: bytes) -> str | None:
-    match = _META_CHARSET.search(head)
-    if not match:
-        return None
-    encoding = _known_encoding(match.group(1).decode("ascii"))
-    # A <meta> cannot honestly declare UTF-16: the bytes that spell it are ASCII.
-    return "utf-8" if encoding and encoding.startswith("utf_16") else encoding
-
-
-def _known_encoding(label: str) -> str | None:
-    try:
-        name = codecs.lookup(label).name
-    except LookupError:
-        return None
-    name = name.replace("-", "_")
-    return "cp1252" if name in _AS_WINDOWS_1252 else name
 
 
 # ------------------------------------------------------------- health

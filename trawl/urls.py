@@ -2,7 +2,8 @@
 
 This module owns the canonical form of a URL (so that dedupe compares like with
 like), the page key derived from it (`url_hash`), the registered-domain test
-behind the job option `same_domain`, and the crawler-trap guard. It also
+behind the job option `same_domain`, the crawler-trap guards and the list
+of file extensions that are not web pages (`non_page_extension`). It also
 answers `is_public_tld` for the email extractor, since both read the same
 public-suffix list (shipped inside the `publicsuffixlist` package; nothing is
 ever downloaded).
@@ -31,6 +32,30 @@ MAX_SEGMENT_REPEATS = 2
 MAX_QUERY_PARAMS = 10
 MAX_PATH_LENGTH = 1024
 MAX_QUERY_LENGTH = 1024
+# URLs of one site that differ only in their digits (/cal/2026/01/02, ...):
+# more than this many of one shape are a generated space, not pages.
+MAX_DIGIT_VARIANTS = 100
+DIGIT_TRAP_DEPTH_SPREAD = 5
+
+# Links to these are files, not web pages: never fetched (spec, "Job options").
+NON_PAGE_EXTENSIONS = frozenset(
+    # archives and packages
+    "zip tar gz tgz bz2 tbz tbz2 xz txz zst lz lzma z 7z rar cab arj deb rpm apk dmg iso img msi exe "
+    "bin jar war whl egg gem crx xpi torrent "
+    # signatures and checksums
+    "sig asc gpg pgp md5 sha1 sha256 sha512 "
+    # images
+    "jpg jpeg png gif bmp tif tiff webp ico svg svgz heic heif avif psd ai eps raw "
+    # audio and video
+    "mp3 wav ogg oga opus flac aac m4a wma mid midi aiff mp4 m4v mkv webm avi mov wmv flv mpg mpeg "
+    "3gp ogv m3u8 swf "
+    # fonts
+    "woff woff2 ttf otf eot "
+    # documents, office files, data
+    "pdf ps epub mobi doc docx dot xls xlsx ppt pptx pps ppsx odt ods odp odg rtf csv "
+    # styles and scripts
+    "css js mjs map".split()
+)
 
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
 
@@ -328,19 +353,87 @@ def looks_like_trap(url: str) -> bool:
     end), or when the path is longer than MAX_PATH_LENGTH or the query longer
     than MAX_QUERY_LENGTH characters.
     """
+    return trap_reason(url) is not None
+
+
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def non_page_extension(url: str) -> str | None:
+    """The extension of a canonical URL's last path segment when it names a non-page file."""
+    after_host = url.partition("://")[2]
+    slash = after_host.find("/")
+    if slash == -1:
+        return None
+    path = after_host[slash:].partition("?")[0]
+    name = path[path.rfind("/") + 1:]
+    dot = name.rfind(".")
+    if dot <= 0:
+        return None
+    extension = name[dot + 1:].lower()
+    return extension if extension in NON_PAGE_EXTENSIONS else None
+
+
+def trap_reason(url: str) -> str | None:
+    """Why a canonical URL has the shape of a crawler trap (see looks_like_trap), or None."""
     after_host = url.partition("://")[2]
     slash = after_host.find("/")
     path, _, query = after_host[slash:].partition("?") if slash != -1 else ("/", "", "")
-    if len(path) > MAX_PATH_LENGTH or len(query) > MAX_QUERY_LENGTH:
-        return True
+    if len(path) > MAX_PATH_LENGTH:
+        return f"trap: path longer than {MAX_PATH_LENGTH} characters"
+    if len(query) > MAX_QUERY_LENGTH:
+        return f"trap: query longer than {MAX_QUERY_LENGTH} characters"
     if query and sum(1 for param in query.split("&") if param) > MAX_QUERY_PARAMS:
-        return True
+        return f"trap: more than {MAX_QUERY_PARAMS} query parameters"
     segments = [segment for segment in path.split("/") if segment]
     if len(segments) > MAX_PATH_SEGMENTS:
-        return True
-    if len(set(segments)) + MAX_SEGMENT_REPEATS > len(segments):
-        return False  # too few duplicates for any segment to repeat 3 times
-    return max(Counter(segments).values()) > MAX_SEGMENT_REPEATS
+        return f"trap: more than {MAX_PATH_SEGMENTS} path segments"
+    if len(set(segments)) + MAX_SEGMENT_REPEATS <= len(segments):
+        segment, times = Counter(segments).most_common(1)[0]
+        if times > MAX_SEGMENT_REPEATS:
+            return f"trap: path segment {segment[:40]!r} repeated {times} times"
+    return None
+
+
+def digit_shape(url: str) -> str:
+    """The URL with every run of digits in its path and query replaced by "0" (the host is kept)."""
+    scheme, _, rest = url.partition("://")
+    authority, slash, tail = rest.partition("/")
+    return f"{scheme}://{authority}{slash}{_DIGITS.sub('0', tail)}"
+
+
+class DigitTrapGuard:
+    """Counts the URLs of each digit shape one worker fetched for a job, to cut generated spaces off.
+
+    A calendar (/cal/2026/01/02 -> /cal/2026/01/03 -> ...) or an endless
+    pager makes URLs of one shape that sit ever deeper: each is a link of
+    the one before. Numbered pages a site lists (/p/1.html ... /p/5000.html
+    from an index) share a shape too, but at nearly the same depth. So a URL
+    is a trap when its shape already had MAX_DIGIT_VARIANTS URLs and it is
+    more than DIGIT_TRAP_DEPTH_SPREAD levels below the shallowest of them.
+
+    With host partitioning one worker crawls a host at a time, so its own
+    count is the site's (a host that moves to another worker starts afresh
+    there: the guard may let a second batch through, never fewer pages).
+    """
+
+    def __init__(self, limit: int = MAX_DIGIT_VARIANTS, depth_spread: int = DIGIT_TRAP_DEPTH_SPREAD):
+        self.limit = limit
+        self.depth_spread = depth_spread
+        self._shapes: dict[str, list[int]] = {}  # shape -> [URLs admitted, shallowest depth]
+
+    def admit(self, url: str, depth: int) -> str | None:
+        """Count `url`; a reason when it belongs to a generated space, else None."""
+        if not any(ch.isdigit() for ch in url.partition("://")[2].partition("/")[2]):
+            return None
+        shape = digit_shape(url)
+        seen = self._shapes.setdefault(shape, [0, depth])
+        if seen[0] >= self.limit and depth > seen[1] + self.depth_spread:
+            return (f"trap: more than {self.limit} URLs differ only in digits, "
+                    f"{depth - seen[1]} levels deep ({shape[:80]})")
+        seen[0] += 1
+        seen[1] = min(seen[1], depth)
+        return None
 
 
 def url_hash(canonical_url: str) -> str:

@@ -5,14 +5,23 @@ heartbeat thread that reads `current_job` and `pages_done`). Its loop:
 
 1. pick the oldest runnable job that still wants a worker, expanding its
    raw seeds into pages if nobody has yet;
-2. keep up to 2 × `concurrency` pages leased: claim batches, preferring the
-   hosts it already crawls (`frontier.claim_pages`);
-3. for each page: robots.txt first (fetched once per site through the same
-   Fetcher, so the SSRF guard and politeness apply to it), then the page;
+2. keep the fetcher's slots busy: claim more pages whenever fewer than
+   `concurrency` leased pages are unfinished, or slots are free and every
+   queued page waits for its host's cap or delay (at most 4 × `concurrency`
+   unfinished), preferring the hosts it already crawls
+   (`frontier.claim_pages`, which also keeps each host with one worker);
+3. for each page: a host already found unreachable fails it at once with
+   that reason; a trap shape skips it; then robots.txt (fetched once per
+   site through the same Fetcher, so the SSRF guard and politeness apply to
+   it: the site's pages are parked until its answer arrives and released
+   the moment it does), then the page;
 4. extract links and emails from each body; keep links that are in scope
-   (depth, same registered domain as the page's seed, no trap shape) and
-   not already known to this worker's Bloom filter;
-5. every half second or 100 pages, commit the batch in one transaction;
+   (depth, same registered domain as the page's seed, not a file such as a
+   PDF or an archive) and not already known to this worker's Bloom filter;
+   none from a page whose <meta name="robots"> says nofollow;
+5. commit the batch in one transaction every half second or 100 pages,
+   and at once when the worker runs short of pages, so that the links it
+   found become claimable without waiting for the timer;
 6. every half second, read the job's status: on pause or cancel, abort
    the transfers, commit what is finished and hand the rest back;
 7. when the job has nothing left for it, complete the job if nothing at
@@ -41,12 +50,13 @@ from trawl.fetch import Fetcher, FetchResult
 from trawl.jobs import (FINISHED, MAX_SEEDS, RUNNABLE, JobOptions, Status, TransitionRefused,
                         options_from_stored)
 from trawl.priority import link_text_scores, priority, url_score
-from trawl.robots import RobotsPolicy
+from trawl.robots import FETCH_OPTIONS as ROBOTS_FETCH, RobotsPolicy, meta_nofollow
 from trawl.sitemaps import SitemapDiscovery, SitemapFetch
 from trawl.store import frontier, job_rows
 from trawl.store.database import Database
 from trawl.store.frontier import DONE, FAILED, SKIPPED, ClaimedPage, NewPage, PageOutcome
-from trawl.urls import canonicalize, host_of, looks_like_trap, registered_domain, url_hash
+from trawl.urls import (DigitTrapGuard, canonicalize, host_of, non_page_extension, registered_domain,
+                        trap_reason, url_hash)
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +65,14 @@ STATUS_CHECK_S = 0.5
 COMMIT_EVERY_S = 0.5
 COMMIT_BATCH = 100
 POLL_S = 0.05
-# After an empty claim, wait this long before asking again (other workers'
-# commits may add pages meanwhile).
-DRY_CLAIM_WAIT_S = 1.0
+# After an empty claim, ask again this soon even if we commit nothing
+# (other workers' commits and finished hosts may free pages meanwhile).
+DRY_CLAIM_WAIT_S = 0.25
+# Unfinished leased pages at most, in multiples of `concurrency`: pages
+# queued behind per-host caps do not fill slots, so a worker may hold more.
+MAX_LEASED_FACTOR = 4
 MIN_BACKOFF_S, MAX_BACKOFF_S = 0.05, 2.0
 JOB_FAILURE_LIMIT = 3  # consecutive non-database errors on one job before it is failed
-ROBOTS_RECHECK_S = 0.5
 # Per-job memory (Bloom filter, robots.txt rules, hosts) kept for this many jobs.
 REMEMBERED_JOBS = 4
 REMEMBERED_HOSTS = 1000
@@ -73,6 +85,8 @@ class _JobMemory:
     seen: SeenPages
     robots: RobotsPolicy
     hosts: OrderedDict  # host -> None, most recently crawled last
+    hosts_down: dict = field(default_factory=dict)  # hostname -> why it cannot be reached
+    traps: DigitTrapGuard = field(default_factory=DigitTrapGuard)
     # origin -> origin it redirects to with the same path and query
     # (http://example.com -> https://www.example.com): links are stored
     # under the target's spelling, so the two spellings are one page.
@@ -220,6 +234,50 @@ class Worker:
         return memory
 
 
+class _Timer:
+    """A repeating deadline: `due(now)` is True once the period has passed, and re-arms."""
+
+    def __init__(self, period_s: float, now: float, first_in_s: float | None = None):
+        self.period_s = period_s
+        self.at = now + (period_s if first_in_s is None else first_in_s)
+
+    def due(self, now: float) -> bool:
+        if now < self.at:
+            return False
+        self.at = now + self.period_s
+        return True
+
+    def restart(self, now: float) -> None:
+        self.at = now + self.period_s
+
+
+class _SlotUsage:
+    """Transfers in flight over a visit (the fetcher's integral), over the time it had work.
+
+    "Had work": pages leased and the last claim found more (not dry), so
+    the tail of a job, when nothing is left to claim, does not count.
+    """
+
+    def __init__(self):
+        self.started = self.last = time.monotonic()
+        self.leased_s = 0.0
+        self._integral = 0.0
+        self._slot_s = 0.0
+
+    def sample(self, slot_seconds: float, had_work: bool) -> None:
+        now = time.monotonic()
+        if had_work:
+            self.leased_s += now - self.last
+            self._integral += slot_seconds - self._slot_s
+        self.last, self._slot_s = now, slot_seconds
+
+    def mean_in_flight(self) -> float:
+        return self._integral / self.leased_s if self.leased_s else 0.0
+
+    def elapsed(self) -> float:
+        return self.last - self.started
+
+
 class _JobCrawl:
     """One visit of a worker to a job: its Fetcher, leased pages and pending results."""
 
@@ -236,6 +294,7 @@ class _JobCrawl:
             concurrency=options.concurrency,
             per_host_connections=options.per_host_connections,
             per_host_delay_s=self.host_delay_s,
+            hosts_down=memory.hosts_down,
             verify_tls=options.verify_tls,
         )
         self.pages: dict[int, ClaimedPage] = {}  # leased to us, result not committed yet
@@ -248,48 +307,41 @@ class _JobCrawl:
         self.processed = 0
         self.drained = False  # left because the job had nothing more for us
         self.stopping = False
+        self.dry = False  # the last claim found nothing; cleared by a commit or a timer
+        self.usage = _SlotUsage()
 
     # ---------------------------------------------------------------- loop
 
     def run(self, should_stop: Callable[[], bool], budget: int | None) -> int:
-        concurrency = self.options.concurrency
-        target, low_water = max(10, 2 * concurrency), max(5, concurrency)
         now = time.monotonic()
-        next_status = next_commit = now
-        next_renew = now + self.lease_s / 3
-        next_robots = now + ROBOTS_RECHECK_S
-        dry_until = 0.0
+        status = _Timer(STATUS_CHECK_S, now, first_in_s=0)
+        commit = _Timer(COMMIT_EVERY_S, now)
+        renew = _Timer(self.lease_s / 3, now)
+        reclaim = _Timer(DRY_CLAIM_WAIT_S, now)
         try:
             while True:
                 now = time.monotonic()
-                if now >= next_status:
-                    next_status = now + STATUS_CHECK_S
-                    if should_stop() or not self._job_runnable():
-                        self._abort()
-                        return self.processed
-                elif should_stop():
+                if should_stop() or (status.due(now) and not self._job_runnable()):
                     self._abort()
                     return self.processed
                 self.worker.sweep_if_due()
-                room = target - len(self.pages)
-                if budget is not None:
-                    room = min(room, budget - self.processed - len(self.pages))
-                if len(self.pages) < low_water and room > 0 and now >= dry_until:
-                    if not self._claim(room):
-                        dry_until = now + DRY_CLAIM_WAIT_S
-                if self.parked and now >= next_robots:
-                    next_robots = now + ROBOTS_RECHECK_S
-                    self._recheck_robots()
+                if self.dry and reclaim.due(now):
+                    self.dry = False
+                room = self._room(budget)
+                if room > 0 and self._short_of_pages():
+                    if self.dry and self.outcomes:  # their links may be all there is to claim
+                        self._commit()
+                        commit.restart(now)
+                    if not self.dry and not self._claim(room):
+                        self.dry = True
+                        reclaim.restart(now)
                 self._poll()
-                if self.outcomes and (
-                    len(self.outcomes) >= min(COMMIT_BATCH, len(self.pages)) or now >= next_commit
-                ):
+                self.usage.sample(self.fetcher.slot_seconds(), bool(self.pages) and not self.dry)
+                if self.outcomes and (len(self.outcomes) >= COMMIT_BATCH or commit.due(now)):
                     self._commit()
-                    next_commit, dry_until = now + COMMIT_EVERY_S, 0.0
-                if self.pages and now >= next_renew:
-                    next_renew = now + self.lease_s / 3
+                if self.pages and renew.due(now):
                     frontier.renew_leases(self.db, self.job_id, self.worker.id, self.lease_s)
-                if not self.pages and (now < dry_until or room <= 0):
+                if not self.pages and (self.dry or room <= 0):
                     self.drained = room > 0
                     return self.processed
         except BaseException:
@@ -297,6 +349,35 @@ class _JobCrawl:
             raise
         finally:
             self._close_fetcher()
+            self._log_usage()
+
+    def _room(self, budget: int | None) -> int:
+        """Pages this visit may still claim."""
+        room = MAX_LEASED_FACTOR * self.options.concurrency - self._unfinished()
+        if budget is not None:
+            room = min(room, budget - self.processed - len(self.pages))
+        return room
+
+    def _unfinished(self) -> int:
+        return len(self.pages) - len(self.outcomes)
+
+    def _short_of_pages(self) -> bool:
+        """Fewer unfinished pages than slots, or free slots and nothing that could start now.
+
+        Pages queued behind their host's connection cap or delay, or
+        parked for robots.txt, do not fill a slot; in a broad crawl most
+        claimed pages are such, so counting them alone would leave slots idle.
+        """
+        concurrency = self.options.concurrency
+        if self._unfinished() < concurrency:
+            return True
+        return self.fetcher.in_flight < concurrency and not self.fetcher.has_startable
+
+    def _log_usage(self) -> None:
+        if self.usage.leased_s > 0:
+            log.info("visit of job %s: %d pages in %.1f s, %.1f in flight on average while it had work "
+                     "(%.1f s), concurrency %d", self.job_id, self.processed, self.usage.elapsed(),
+                     self.usage.mean_in_flight(), self.usage.leased_s, self.options.concurrency)
 
     def _job_runnable(self) -> bool:
         try:
@@ -329,19 +410,33 @@ class _JobCrawl:
         return len(claimed)
 
     def _dispatch(self, page: ClaimedPage) -> None:
-        """Fetch the page, or park it until its site's robots.txt is known, or skip it."""
+        """Fetch the page, park it until its site's robots.txt is known, or end it without a fetch."""
         if self.stopping:
             return  # its lease is being handed back
+        hostname = urlsplit(page.url).hostname or page.host
+        down = self.fetcher.host_down(hostname)
+        if down:
+            self._end(page, FAILED, error=down)  # the site was recorded once; no transfer now
+            return
+        trap = trap_reason(page.url) if page.depth > 0 else None
+        if trap:
+            self._end(page, SKIPPED, error=trap)
+            return
         robots = self.memory.robots
         if not robots.ready(page.url):
             origin = _origin(page.url)
             self.parked.setdefault(origin, []).append(page)
             robots_url = robots.needs_fetch(page.url)
             if robots_url:
-                self.fetcher.submit(robots_url, _RobotsFetch(origin))
+                self.fetcher.submit(robots_url, _RobotsFetch(origin), **ROBOTS_FETCH)
             return
-        if not robots.allowed(page.url):
-            self._end(page, SKIPPED, error=robots.refusal(page.url))
+        refusal = robots.refusal(page.url)
+        if refusal:
+            self._end(page, SKIPPED, error=refusal)
+            return
+        trap = self.memory.traps.admit(page.url, page.depth) if page.depth > 0 else None
+        if trap:
+            self._end(page, SKIPPED, error=trap)
             return
         if self.use_sitemaps and not self._sitemaps_read(page):
             return  # parked until the origin's sitemaps are read
@@ -349,7 +444,7 @@ class _JobCrawl:
             self.delays_applied.add(page.host)
             delay = robots.crawl_delay(page.url)
             if delay and delay > self.host_delay_s:
-                self.fetcher.set_host_delay(urlsplit(page.url).hostname or page.host, delay)
+                self.fetcher.set_host_delay(hostname, delay)
         self.fetcher.submit(page.url, page.id)
 
     def _sitemaps_read(self, page: ClaimedPage) -> bool:
@@ -365,18 +460,6 @@ class _JobCrawl:
             return True
         self.parked.setdefault(origin, []).append(page)
         return False
-
-    def _recheck_robots(self) -> None:
-        """Sites whose robots.txt must be fetched again after a failure, or became known."""
-        for origin, waiting in list(self.parked.items()):
-            robots = self.memory.robots
-            if robots.ready(waiting[0].url):
-                for page in self.parked.pop(origin):
-                    self._dispatch(page)
-                continue
-            robots_url = robots.needs_fetch(waiting[0].url)
-            if robots_url:
-                self.fetcher.submit(robots_url, _RobotsFetch(origin))
 
     # ---------------------------------------------------------------- results
 
@@ -412,14 +495,16 @@ class _JobCrawl:
                 and registered_domain(host_of(final)) != page.site):
             self._end(page, SKIPPED, result, error=f"redirected out of scope to {final}")
             return
+        text = result.text or ""
         try:
-            content = extract(result.text or "", final)
+            content = extract(text, final)
         except Exception as exc:  # a page must never take the worker down
             log.exception("extracting %s failed", page.url)
             self._end(page, FAILED, result, error=f"could not parse the page: {exc!r}")
             return
         alias = self._alias(page, final)  # first: it may teach the origin the links should use
-        links = self._new_links(page, content.links, lambda: link_text_scores(result.text or "", final))
+        follow = not (self.options.obey_robots and meta_nofollow(text))
+        links = self._new_links(page, content.links, lambda: link_text_scores(text, final)) if follow else []
         self._end(page, DONE, result, links=links, emails=content.emails, alias=alias)
 
     def _alias(self, page: ClaimedPage, final: str) -> NewPage | None:
@@ -439,9 +524,11 @@ class _JobCrawl:
 
     def _new_links(self, page: ClaimedPage, urls: list[str],
                    text_scores: Callable[[], dict[str, int]] = dict, depth: int | None = None) -> list[NewPage]:
-        """Links worth offering to the store: in scope, not traps, not known to the filter.
+        """Links worth offering to the store: in scope, web pages, not known to the filter.
 
-        Each gets its claim priority from its URL and its link text (contact pages first).
+        Each gets its claim priority from its URL and its link text (contact
+        pages first). Trap-shaped links are kept: their pages are skipped
+        with the reason when claimed, so the crawl log says what was cut off.
         """
         depth = page.depth + 1 if depth is None else depth
         if depth > self.options.max_depth or self.capped:
@@ -454,8 +541,10 @@ class _JobCrawl:
             host = host_of(url)
             if same_domain and registered_domain(host) != site:
                 continue
+            if non_page_extension(url):
+                continue  # a PDF, an archive, an image...: not worth a politeness slot
             key = url_hash(url)
-            if key in seen or looks_like_trap(url):  # a known page passed the trap test before
+            if key in seen:
                 continue
             if texts is None:
                 texts = text_scores()  # only for pages with a link worth storing
@@ -484,6 +573,8 @@ class _JobCrawl:
         report = frontier.commit_batch(self.db, self.job_id, outcomes, self.options.max_pages)
         for outcome in outcomes:
             self.pages.pop(outcome.page.id, None)
+        if report.inserted:
+            self.dry = False  # our own links are there to claim
         self.memory.seen.remember(report.known_hashes)
         self.capped = self.capped or report.capped
         self.processed += report.accepted

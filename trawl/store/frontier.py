@@ -47,6 +47,12 @@ MAX_LEASE_LOSSES = 3
 MAX_ERROR_LENGTH = 500
 # Bound on the IN (...) lists of a claim.
 MAX_PREFERRED_HOSTS = 200
+MAX_AVOIDED_HOSTS = 2000
+# A host another worker ended a page of this recently is still that
+# worker's, although it holds no lease on it between a commit and its next
+# claim: taking it over would fetch robots.txt again and lose the host's
+# delay and Retry-After state. After this long it is free to take.
+HANDOVER_S = 2.0
 _CHUNK = 400
 # Rows per CASE update: 4 columns x 2 arguments x 100 rows stays far below
 # SQLite's limit on bound parameters.
@@ -252,14 +258,19 @@ def claim_pages(
     first; then pages of hosts no other worker holds leases on. Hosts
     another worker is crawling are left to it, as Nutch and StormCrawler
     partition by host, so per-host politeness and each worker's Bloom
-    filter and robots.txt cache need no coordination. Of hosts nobody
-    crawls yet, a claim takes at most half (see _half_of_the_new_hosts).
+    filter and robots.txt cache need no coordination. A host with no lease
+    but a page ended within HANDOVER_S (by another worker, as far as
+    `prefer_hosts` tells) is left to that worker too, unless the claim
+    would find nothing else.
+    Of hosts nobody crawls, a claim takes at most half (see
+    _half_of_the_new_hosts).
     The price: a job with fewer hosts than workers keeps the extra workers
     idle, which per-host politeness would demand anyway.
     """
     if limit <= 0:
         return []
     lock = db.dialect.lock_for_claim
+    recent = _recently_ended_hosts(db, job_id, time.time() - HANDOVER_S).difference(prefer_hosts)
 
     def select(s: Session, first: int, where: str, args: tuple, n: int) -> list[dict]:
         # `id >= first` (the job's lowest pending id, read from the index)
@@ -310,8 +321,10 @@ def claim_pages(
             rows = select(s, first, f" AND host IN ({_marks(preferred)}){not_busy}", (*preferred, *busy_args), limit)
         if len(rows) < limit:
             avoid = list(taken.union(preferred))
-            where = (f" AND host NOT IN ({_marks(avoid)})" if avoid else "") + not_busy
-            rows += _half_of_the_new_hosts(select(s, first, where, (*avoid, *busy_args), limit - len(rows)))
+            handover = list(recent.difference(avoid))[:max(0, MAX_AVOIDED_HOSTS - len(avoid))]
+            rows += _new_hosts(s, select, first, avoid + handover, not_busy, busy_args, limit - len(rows))
+            if not rows and handover:  # nothing else to do: better than idling
+                rows = _new_hosts(s, select, first, avoid, not_busy, busy_args, limit)
         if budget and rows:
             rows, full = site_budget.within(s, job_id, rows, budget, at_once, leased)
         if not rows and not full:
@@ -341,6 +354,23 @@ def claim_pages(
                 for r in rows]
 
     return db.retrying(run)
+
+
+def _new_hosts(s: Session, select, first: int, avoid: list[str], extra_where: str, extra_args: tuple,
+               limit: int) -> list[dict]:
+    """Half of the hosts of the oldest pending pages outside `avoid` (and the site budget's filter)."""
+    where = (f" AND host NOT IN ({_marks(avoid)})" if avoid else "") + extra_where
+    return _half_of_the_new_hosts(select(s, first, where, (*avoid, *extra_args), limit))
+
+
+def _recently_ended_hosts(db: Database, job_id: str, since: float) -> set[str]:
+    """Hosts of the job with a page ended since `since` (idx_pages_fetched: a short range).
+
+    Read outside the claim's transaction: a hint, it need not be exact.
+    """
+    with db.read() as s:
+        return {r["host"] for r in s.all(
+            "SELECT DISTINCT host FROM pages WHERE fetched_at >= ? AND job_id = ?", (since, job_id))}
 
 
 def _half_of_the_new_hosts(rows: list[dict]) -> list[dict]:
