@@ -12,6 +12,12 @@ to create one 10,000-URL job. Exits non-zero if any request failed.
 It is not a test (pytest collects only tests/); run it against `make run`:
     python test_async_response.py --clients 50 --jobs 2000 --streams 200
 It only targets loopback addresses and stops after --max-seconds.
+
+    python test_async_response.py --during-crawl [--pages 20000] [--db sqlite,mysql] ...
+starts its own servers instead: one client creates 200 one-URL jobs in a
+row, idle and during a crawl by 4 workers of a local nginx site, on SQLite
+and MariaDB, and prints p50/p99/max, the crawl's pages/s and the lock-hold
+table (bench/during_crawl.py, whose options it takes).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import argparse
 import http.client
 import ipaddress
 import json
+import os
 import socket
 import statistics
 import sys
@@ -140,6 +147,11 @@ def ms(x: float) -> str:
 
 
 def main(argv: list[str]) -> int:
+    if "--during-crawl" in argv:
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench"))
+        import during_crawl
+
+        return during_crawl.main([a for a in argv if a != "--during-crawl"])
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--url", default="http://127.0.0.1:8080")
     p.add_argument("--clients", type=int, default=50)

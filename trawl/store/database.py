@@ -6,12 +6,27 @@ between SSE checks), wraps them in a tiny cursor API written with `?`
 placeholders, and re-runs whole transactions on the errors a dialect calls
 retryable (deadlocks, lock waits, a restarted server, a locked SQLite file),
 with capped, jittered backoff.
+
+Lock-hold times (a debug aid). With TRAWL_DEBUG_LOCK_TIMES=<directory>,
+every write transaction records, per kind (the name of the function that
+ran it: claim_pages, commit_batch, renew_leases, sweep_expired_leases,
+heartbeat, insert_job, ...), how long it waited for the write lock (on
+SQLite: BEGIN IMMEDIATE, which is where a writer queues), how long its
+statements held it (BEGIN returned → COMMIT called) and how long COMMIT
+took (on SQLite: appending to the WAL, under the lock); `checkpoint` rows
+are the WAL copies of SqliteDialect.after_commit, which hold no lock.
+Each process rewrites its own `locktimes-<pid>.json` there at most once a
+second and at exit; `bench/during_crawl.py` merges them into a table.
+Off, it costs one attribute test per transaction.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import json
 import logging
+import os
 import random
 import threading
 import time
@@ -25,6 +40,66 @@ T = TypeVar("T")
 
 class PoolExhausted(RuntimeError):
     pass
+
+
+class LockTimes:
+    """Per-kind samples of write-lock wait and hold, dumped to one JSON file per process."""
+
+    MAX_SAMPLES = 200_000  # per kind: bounded memory in a long run
+
+    def __init__(self, directory: str):
+        self.directory = directory
+        self._samples: dict[str, list[list]] = {}
+        self._lock = threading.Lock()
+        self._own()
+        os.makedirs(directory, exist_ok=True)
+        atexit.register(self.dump)
+
+    def _own(self) -> None:
+        """Start afresh in this process: a forked child inherits its parent's samples."""
+        self._pid = os.getpid()
+        self.path = os.path.join(self.directory, f"locktimes-{self._pid}.json")
+        self._samples = {}
+        self._next_dump = 0.0
+
+    def record(self, kind: str, wait_s: float, hold_s: float | None, commit_s: float | None = None) -> None:
+        if os.getpid() != self._pid:
+            self._own()
+        with self._lock:
+            samples = self._samples.setdefault(kind, [])
+            if len(samples) < self.MAX_SAMPLES:
+                # [epoch end, wait, hold, commit] in seconds (None: not known); a
+                # reader picks its time window.
+                samples.append([round(time.time(), 4)] + [
+                    None if x is None else round(x, 6) for x in (wait_s, hold_s, commit_s)])
+            due = time.monotonic() >= self._next_dump
+        if due:
+            self.dump()
+
+    def dump(self) -> None:
+        if os.getpid() != self._pid:
+            return  # a forked child that recorded nothing yet
+        with self._lock:
+            self._next_dump = time.monotonic() + 1.0
+            data = json.dumps({"pid": os.getpid(), "kinds": self._samples})
+        tmp = f"{self.path}.tmp"
+        with contextlib.suppress(OSError):
+            with open(tmp, "w") as out:
+                out.write(data)
+            os.replace(tmp, self.path)
+
+
+_lock_times: dict[str, LockTimes] = {}
+
+
+def _lock_times_from_env() -> LockTimes | None:
+    """One recorder per directory, shared by every Database of the process (one file each)."""
+    directory = os.environ.get("TRAWL_DEBUG_LOCK_TIMES", "")
+    if not directory:
+        return None
+    if directory not in _lock_times:
+        _lock_times[directory] = LockTimes(directory)
+    return _lock_times[directory]
 
 
 class Session:
@@ -110,6 +185,7 @@ class Database:
         # waits for a free one instead of opening (and then closing) new
         # ones, which under MySQL costs more than the query itself.
         self._slots = threading.BoundedSemaphore(max_idle or max_connections)
+        self.lock_times = _lock_times_from_env()
 
     # -- pool --------------------------------------------------------------
 
@@ -160,16 +236,34 @@ class Database:
             self._release(conn, broken)
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """One transaction: committed when the block ends, rolled back on error."""
+    def transaction(self, kind: str = "other", urgent: bool = False) -> Iterator[Session]:
+        """One transaction: committed when the block ends, rolled back on error.
+
+        `kind` names it in the lock-hold table (TRAWL_DEBUG_LOCK_TIMES);
+        `urgent`: a person waits on it, so it asks for the write lock often
+        (see SqliteDialect.begin).
+        """
         conn = self._acquire()
         broken = True
+        asked = time.perf_counter()
+        began = None
         try:
-            self.dialect.begin(conn)
+            self.dialect.begin(conn, urgent)
+            began = time.perf_counter()
             yield Session(conn, self.dialect)
+            committing = time.perf_counter()
             conn.commit()
             broken = False
+            if self.lock_times:
+                self.lock_times.record(kind, began - asked, committing - began,
+                                       time.perf_counter() - committing)
+            checkpoint_s = self.dialect.after_commit(conn, urgent)
+            if checkpoint_s is not None and self.lock_times:
+                self.lock_times.record("checkpoint", 0.0, None, checkpoint_s)
         except BaseException as exc:
+            if self.lock_times:  # a wait that ended in "database is locked" counts too
+                self.lock_times.record(kind, (began or time.perf_counter()) - asked,
+                                       None if began is None else time.perf_counter() - began)
             with contextlib.suppress(Exception):
                 conn.rollback()
             broken = isinstance(exc, Exception) and self.dialect.is_retryable(exc)
@@ -180,7 +274,8 @@ class Database:
 
     # -- retries -----------------------------------------------------------
 
-    def retrying(self, fn: Callable[[Session], T], *, write: bool = True, deadline_s: float = 30.0) -> T:
+    def retrying(self, fn: Callable[[Session], T], *, write: bool = True, deadline_s: float = 30.0,
+                 urgent: bool = False, kind: str | None = None) -> T:
         """Run fn(session) in a transaction (or a read), again on retryable errors.
 
         The whole function is re-run, so it must not have side effects
@@ -189,9 +284,10 @@ class Database:
         """
         delay = 0.05
         give_up_at = time.monotonic() + deadline_s
+        kind = kind or fn.__qualname__.split(".")[0]  # claim_pages.<locals>.run -> claim_pages
         while True:
             try:
-                with (self.transaction() if write else self.read()) as s:
+                with (self.transaction(kind, urgent) if write else self.read()) as s:
                     return fn(s)
             except Exception as exc:
                 if not self.dialect.is_retryable(exc) or time.monotonic() >= give_up_at:
@@ -199,6 +295,29 @@ class Database:
                 log.warning("database busy or gone (%s); retrying in %.2fs", exc, delay)
                 time.sleep(delay * random.uniform(0.5, 1.5))
                 delay = min(delay * 2, 2.0)
+
+    def autocommit(self, fn: Callable[[Session], T], *, deadline_s: float = 30.0) -> T:
+        """Run fn(session) with every statement its own transaction, again on retryable errors.
+
+        For writes that are one statement (a lease renewal, a heartbeat). On
+        SQLite the write lock is then taken and released inside the
+        statement, in C with the GIL released, so neither another thread
+        holding the GIL nor the process being preempted between two Python
+        steps can stretch how long it is held. fn must be safe to re-run.
+        In the lock-hold table the kind ends with `*` and its whole time is
+        shown as wait (SQLite does not tell the two apart).
+        """
+        kind = fn.__qualname__.split(".")[0] + "*"
+
+        def timed(s: Session) -> T:
+            started = time.perf_counter()
+            try:
+                return fn(s)
+            finally:
+                if self.lock_times:
+                    self.lock_times.record(kind, time.perf_counter() - started, None)
+
+        return self.retrying(timed, write=False, deadline_s=deadline_s)
 
     def ping(self) -> None:
         with self.read() as s:

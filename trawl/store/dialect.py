@@ -9,9 +9,12 @@ recognising errors worth retrying.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
+import os
 import re
 import sqlite3
+import time
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
@@ -65,6 +68,9 @@ class Dialect:
     # that serialises its frontier writes). Empty on SQLite, whose BEGIN
     # IMMEDIATE already holds the only write lock there is.
     lock_row = ""
+    # True where one write lock covers the whole database (SQLite): every
+    # writer, a job insert too, waits for any other's transaction to end.
+    one_write_lock = False
     # After a table name: read it by primary key only, for a query whose
     # range on the key is narrow while an index on another column looks
     # selective to the planner (sites.new_pages_by_site).
@@ -85,12 +91,25 @@ class Dialect:
     def is_duplicate_key(self, exc: BaseException) -> bool:
         raise NotImplementedError
 
-    def begin(self, conn) -> None:
+    def begin(self, conn, urgent: bool = False) -> None:
+        """Start a write transaction; `urgent`: a person waits on it (see SqliteDialect)."""
         raise NotImplementedError
+
+    def after_commit(self, conn, urgent: bool = False) -> float | None:
+        """Housekeeping after a write transaction's COMMIT; seconds spent, or None."""
+        return None
 
     def migration_lock(self, session):
         """Held around migrations so only one process applies them."""
         return contextlib.nullcontext()
+
+
+# How often an urgent SQLite writer (a job insert) tries for the write lock.
+URGENT_POLL_S = 0.0005
+# How often each process copies SQLite's WAL into the database file.
+CHECKPOINT_EVERY_S = 1.0
+# How long a non-urgent SQLite writer lets waiting urgent writers go first, at most.
+URGENT_PRIORITY_S = 0.05
 
 
 class SqliteDialect(Dialect):
@@ -102,10 +121,14 @@ class SqliteDialect(Dialect):
         "bigtext": "TEXT",
         "table_opts": "",
     }
+    one_write_lock = True
 
     def __init__(self, target: SqliteTarget, busy_timeout_ms: int = 10_000):
         self.target = target
         self.busy_timeout_ms = busy_timeout_ms
+        self._next_checkpoint = 0.0
+        self._urgent_fd: int | None = None
+        self._urgent_pid = 0
 
     def connect(self):
         # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, so a write
@@ -121,7 +144,29 @@ class SqliteDialect(Dialect):
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute(f"PRAGMA busy_timeout={self.busy_timeout_ms}")
         conn.execute("PRAGMA foreign_keys=OFF")
+        # No checkpoint inside COMMIT (see after_commit).
+        conn.execute("PRAGMA wal_autocheckpoint=0")
         return conn
+
+    def after_commit(self, conn, urgent: bool = False) -> float | None:
+        """Copy the WAL into the database file, at most every CHECKPOINT_EVERY_S per process.
+
+        SQLite's own rule (every COMMIT that finds the WAL past 1,000 pages
+        checkpoints) made every commit of a busy crawl checkpoint, fsync
+        included, because the WAL never gets back to empty while readers
+        come and go: 10-20 ms per COMMIT on a loaded disk. A passive
+        checkpoint does not hold the write lock, but it is time the caller
+        waits for, so urgent writers (a job insert) never run it. Returns
+        the seconds it took, or None when it was not due.
+        """
+        now = time.monotonic()
+        if urgent or now < self._next_checkpoint:
+            return None
+        self._next_checkpoint = now + CHECKPOINT_EVERY_S
+        started = time.perf_counter()
+        with contextlib.suppress(sqlite3.OperationalError):
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        return time.perf_counter() - started
 
     def insert_if_absent(self, table: str, columns: list[str]) -> str:
         marks = ", ".join("?" for _ in columns)
@@ -135,8 +180,74 @@ class SqliteDialect(Dialect):
     def is_duplicate_key(self, exc: BaseException) -> bool:
         return isinstance(exc, sqlite3.IntegrityError)
 
-    def begin(self, conn) -> None:
-        conn.execute("BEGIN IMMEDIATE")
+    def begin(self, conn, urgent: bool = False) -> None:
+        if not urgent:
+            self._let_urgent_writers_first()
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        # SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20, 25... ms between
+        # tries, so a writer that waits misses the gaps between the workers'
+        # transactions and can wait for several of them in a row. A job insert
+        # tries every URGENT_POLL_S instead and, while it waits, holds a shared
+        # lock on the `-urgent` file beside the database, which makes the
+        # other writers wait their turn after it (_let_urgent_writers_first).
+        conn.execute("PRAGMA busy_timeout = 0")
+        waiting = None
+        try:
+            give_up_at = time.monotonic() + self.busy_timeout_ms / 1000
+            while True:
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    return
+                except sqlite3.OperationalError as exc:
+                    if not self.is_retryable(exc) or time.monotonic() >= give_up_at:
+                        raise
+                waiting = waiting or self._flag_urgent_wait()
+                time.sleep(URGENT_POLL_S)  # a gevent sleep in the web server
+        finally:
+            if waiting is not None:
+                os.close(waiting)  # releases the shared lock
+            conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
+
+    def _flag_urgent_wait(self) -> int | None:
+        """A shared lock on `<db>-urgent` for as long as the returned fd is open (its own fd:
+        two waiting greenlets of one process must not release each other's)."""
+        try:
+            fd = os.open(self.target.path + "-urgent", os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            return None  # no priority, only polling
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # never block a gevent loop
+        except BlockingIOError:  # a worker testing the flag this very microsecond
+            os.close(fd)
+            return None
+        return fd
+
+    def _let_urgent_writers_first(self) -> None:
+        """Before a non-urgent BEGIN: while an urgent writer waits for the lock, wait too.
+
+        Without this a worker that commits a batch in several transactions,
+        or claims right after committing, takes the lock again microseconds
+        after releasing it, and the waiting job insert misses the gap. The
+        test is one flock() pair; the wait is capped at URGENT_PRIORITY_S.
+        """
+        if self._urgent_fd is None or self._urgent_pid != os.getpid():  # a fork has its own
+            try:
+                self._urgent_fd = os.open(self.target.path + "-urgent", os.O_RDWR | os.O_CREAT, 0o644)
+                self._urgent_pid = os.getpid()
+            except OSError:
+                return
+        give_up_at = time.monotonic() + URGENT_PRIORITY_S
+        while True:
+            try:
+                fcntl.flock(self._urgent_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if time.monotonic() >= give_up_at:
+                    return
+                time.sleep(URGENT_POLL_S)
+                continue
+            fcntl.flock(self._urgent_fd, fcntl.LOCK_UN)
+            return
 
 
 # MySQL error codes that mean "try the whole transaction again".
@@ -214,8 +325,8 @@ class MysqlDialect(Dialect):
 
         return isinstance(exc, pymysql.err.IntegrityError) and bool(exc.args) and exc.args[0] == 1062
 
-    def begin(self, conn) -> None:
-        conn.begin()
+    def begin(self, conn, urgent: bool = False) -> None:
+        conn.begin()  # row locks: nobody queues for the whole database
 
     @contextlib.contextmanager
     def migration_lock(self, session):

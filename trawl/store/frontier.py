@@ -16,7 +16,9 @@ counters, then the sites of the batch (trawl/store/sites.py). One order for ever
 sweeps of a job queue behind each other instead of deadlocking (a claim
 holding page locks while a commit holding the job row inserts a link onto
 one of them is the classic SQL-queue deadlock). The transactions are small
-(one batch), and the rare 1213/1205 still goes through `db.retrying`.
+(one batch; on SQLite, whose one write lock a job insert waits for, a few
+milliseconds of it: see `commit_batch`), and the rare 1213/1205 still goes
+through `db.retrying`.
 
 Counters. The job's `pages_*`, `emails`, `bytes` change only here, each time
 in one UPDATE that also bumps `version` (the progress ETag and SSE id), and
@@ -57,6 +59,14 @@ _CHUNK = 400
 # Rows per CASE update: 4 columns x 2 arguments x 100 rows stays far below
 # SQLite's limit on bound parameters.
 _CASE_CHUNK = 100
+# SQLite has one write lock for the whole file, and a job insert waits for
+# it: a commit transaction that has held it this long commits and takes it
+# again for the rest of its batch, after any waiting job insert (see
+# SqliteDialect.begin). Units of such a transaction: this many outcomes,
+# about this many links.
+COMMIT_HOLD_S = 0.004
+_OUTCOMES_PER_STEP = 20
+_LINKS_PER_STEP = 100
 
 
 class LeaseConflict(RuntimeError):
@@ -111,6 +121,15 @@ class CommitReport:
     known_hashes: set[str] = field(default_factory=set)  # links now certainly in the table
     capped: bool = False  # max_pages reached: links offered later will not be stored
     new_emails: int = 0
+
+    def add(self, other: CommitReport) -> None:
+        """Fold in the report of a later transaction of the same batch."""
+        self.accepted += other.accepted
+        self.lost += other.lost
+        self.inserted += other.inserted
+        self.known_hashes |= other.known_hashes
+        self.capped = self.capped or other.capped
+        self.new_emails += other.new_emails
 
 
 def _lock_job(s: Session, job_id: str) -> dict | None:
@@ -203,16 +222,22 @@ def expand_seeds(db: Database, job_id: str) -> int:
 
     The page inserts and `seeded = 1` share one transaction behind the job's
     row lock, and `seeded` is set conditionally, so concurrent workers
-    expand a job exactly once. Seeds are not limited by max_pages: the
-    person asked for each of them.
+    expand a job exactly once. The seeds are made canonical before that
+    lock is taken: 10,000 of them cost ~150 ms of Python (the first call
+    also loads the public suffix list), which SQLite's one write lock must
+    not wait for. Seeds are not limited by max_pages: the person asked for
+    each of them.
     """
+    with db.read() as s:
+        raw = s.scalar("SELECT seeds FROM jobs WHERE id = ? AND seeded = 0", (job_id,))
+    if raw is None:
+        return 0
+    seeds = seed_pages(raw.splitlines())
 
     def run(s: Session) -> int:
         job = _lock_job(s, job_id)
         if job is None or job["seeded"] or job["status"] not in RUNNABLE:
             return 0
-        raw = s.scalar("SELECT seeds FROM jobs WHERE id = ?", (job_id,)) or ""
-        seeds = seed_pages(raw.splitlines())
         inserted = _insert_pages(s, job_id, seeds)
         sites.create_for_seeds(s, job_id, seeds)
         now = time.time()
@@ -390,7 +415,8 @@ def renew_leases(db: Database, job_id: str, owner: str, lease_s: float) -> int:
     """Push the expiry of every lease `owner` holds on the job; returns leases renewed.
 
     A lease that already expired and was swept has no owner any more, so it
-    is not renewed: the page belongs to whoever claims it next.
+    is not renewed: the page belongs to whoever claims it next. One
+    statement, committed on its own (Database.autocommit).
     """
 
     def run(s: Session) -> int:
@@ -399,7 +425,7 @@ def renew_leases(db: Database, job_id: str, owner: str, lease_s: float) -> int:
             (time.time() + lease_s, job_id, owner),
         )
 
-    return db.retrying(run)
+    return db.autocommit(run)
 
 
 def release_leases(db: Database, job_id: str, owner: str) -> int:
@@ -483,29 +509,134 @@ def sweep_expired_leases(db: Database, now: float | None = None) -> int:
 
 
 def commit_batch(db: Database, job_id: str, outcomes: list[PageOutcome], max_pages: int) -> CommitReport:
-    """Write a batch of page outcomes, their new links and emails, and the counters: one transaction.
+    """Write a batch of page outcomes, their new links and emails, and the counters.
 
     Each outcome is written only if its lease token still matches; the
     links and emails of an outcome that lost its lease are dropped with it
     (the page is pending again, and whoever fetches it reports them).
     New pages stop once the job has `max_pages` pages.
+
+    On MySQL/MariaDB the batch is one transaction. On SQLite, whose one
+    write lock blocks every other writer (a job insert included), the batch
+    is written in as many transactions as it takes for none of them to hold
+    the lock much longer than COMMIT_HOLD_S; a job insert waiting for the
+    lock gets it between two of them. Each of those transactions is whole on its
+    own: it locks the job row, checks the tokens of its outcomes, writes
+    them with their links, aliases and emails and moves the job's and the
+    sites' counters by what it changed, so a crash between two of them
+    loses nothing (the outcomes not written yet are still leased, and their
+    pages are fetched again).
+    """
+    split = db.dialect.one_write_lock
+    steps = _plan_steps(outcomes, split)
+    report = CommitReport()
+    done_steps = 0
+    while done_steps < len(steps):
+        # Between two of these transactions a waiting job insert goes first
+        # (SqliteDialect.begin): that is what the split is for.
+        part, used = db.retrying(_commit_steps(job_id, steps[done_steps:], max_pages,
+                                               COMMIT_HOLD_S if split else None), kind="commit_batch")
+        report.add(part)
+        done_steps += used
+    return report
+
+
+@dataclass
+class _Step:
+    """A unit of a commit: whole outcomes with their links, or early links of one big outcome.
+
+    `links[i]` are the links this step stores for `outcomes[i]`. A
+    links-only step (`write` False) stores them only if its one outcome's
+    lease still holds; the outcome itself, and the rest of its links, come
+    in a later step.
     """
 
-    def run(s: Session) -> CommitReport:
+    outcomes: list[PageOutcome]
+    links: list[list[NewPage]]
+    write: bool = True
+
+
+def _plan_steps(outcomes: list[PageOutcome], split: bool) -> list[_Step]:
+    """Steps of at most _OUTCOMES_PER_STEP outcomes and about _LINKS_PER_STEP links each.
+
+    A link offered by several outcomes of the batch is stored, wherever it
+    is, with the smallest depth and the best priority any of them gave it,
+    as if the batch were one step.
+    """
+    best: dict[str, NewPage] = {}
+    for o in outcomes:
+        for lk in o.links:
+            best[lk.url_hash] = _better(best.get(lk.url_hash), lk)
+    links_of = [[best[lk.url_hash] for lk in o.links] for o in outcomes]
+    if not split:
+        return [_Step(list(outcomes), links_of)] if outcomes else []
+    steps: list[_Step] = []
+    current, weight = _Step([], []), 0
+    for o, links in zip(outcomes, links_of):
+        while len(links) > _LINKS_PER_STEP:  # a page with very many links: early chunks first
+            steps.append(_Step([o], [links[:_LINKS_PER_STEP]], write=False))
+            links = links[_LINKS_PER_STEP:]
+        if current.outcomes and (len(current.outcomes) >= _OUTCOMES_PER_STEP
+                                 or weight + len(links) > _LINKS_PER_STEP):
+            steps.append(current)
+            current, weight = _Step([], []), 0
+        current.outcomes.append(o)
+        current.links.append(links)
+        weight += len(links)
+    if current.outcomes:
+        steps.append(current)
+    return steps
+
+
+def _better(known: NewPage | None, link: NewPage) -> NewPage:
+    """The smallest depth, and the best priority any page gave the link."""
+    if known is None or (link.depth, link.priority) == (known.depth, known.priority):
+        return known or link
+    shallow = known if known.depth <= link.depth else link
+    return dataclasses.replace(shallow, priority=min(known.priority, link.priority))
+
+
+def _commit_steps(job_id: str, steps: list[_Step], max_pages: int, hold_s: float | None):
+    """One transaction: steps in order until it has held the lock `hold_s` (at least one step).
+
+    Returns (what it wrote, how many steps). Re-run whole by db.retrying.
+    """
+
+    def run(s: Session) -> tuple[CommitReport, int]:
+        began = time.perf_counter()
         report = CommitReport()
         job = _lock_job(s, job_id)
         if job is None:
-            report.lost = len(outcomes)
-            return report
+            report.lost = sum(len(step.outcomes) for step in steps if step.write)
+            return report, len(steps)
         now = time.time()
-        accepted = _write_outcomes(s, outcomes, now)
-        report.accepted, report.lost = len(accepted), len(outcomes) - len(accepted)
         room = max_pages - int(job["pages_discovered"])
-        last_id = sites.last_page_id(s) if any(o.links or o.alias for o in accepted) else None
-        _store_links(s, job_id, accepted, room, report)
-        aliased = _store_aliases(s, job_id, accepted, now, report)
-        new_emails = _store_emails(s, job_id, accepted, now)
-        report.new_emails = len(new_emails)
+        # Pages this transaction inserts have ids above it (sites counts them).
+        last_id = sites.last_page_id(s) if any(ls or o.alias for step in steps
+                                               for o, ls in zip(step.outcomes, step.links)) else None
+        accepted: list[PageOutcome] = []
+        aliased: dict[str, int] = {}
+        new_emails: dict[str, str] = {}
+        used = alias_rows = 0
+        for step in steps:
+            used += 1
+            if step.write:
+                written = _write_outcomes(s, step.outcomes, now)
+                report.lost += len(step.outcomes) - len(written)
+                keep = {id(o) for o in written}
+                links = [lk for o, ls in zip(step.outcomes, step.links) if id(o) in keep for lk in ls]
+                _store_links(s, job_id, links, room - report.inserted + alias_rows, report)
+                before = report.inserted
+                for site, n in _store_aliases(s, job_id, written, now, report).items():
+                    aliased[site] = aliased.get(site, 0) + n
+                alias_rows += report.inserted - before  # as in one transaction: not against the room
+                new_emails.update(_store_emails(s, job_id, written, now))
+                accepted += written
+            elif _lease_holds(s, step.outcomes[0].page):
+                _store_links(s, job_id, step.links[0], room - report.inserted + alias_rows, report)
+            if hold_s is not None and time.perf_counter() - began >= hold_s:
+                break
+        report.accepted, report.new_emails = len(accepted), len(new_emails)
         counts = {state: sum(1 for o in accepted if o.state == state) for state in ENDED_STATES}
         if accepted or report.inserted:
             s.execute(
@@ -520,9 +651,14 @@ def commit_batch(db: Database, job_id: str, outcomes: list[PageOutcome], max_pag
             if aliased:  # their server answered: the content was fetched under the other name
                 sites.apply_deltas(s, job_id, {site: sites.SiteDelta(skipped=n, reached=n)
                                                for site, n in aliased.items()})
-        return report
+        return report, used
 
-    return db.retrying(run)
+    return run
+
+
+def _lease_holds(s: Session, page: ClaimedPage) -> bool:
+    token = s.scalar("SELECT lease_token FROM pages WHERE id = ? AND state = 'leased'", (page.id,))
+    return token == page.token
 
 
 def _record_sites(s: Session, job_id: str, accepted: list[PageOutcome], last_id: int | None,
@@ -580,35 +716,30 @@ def _case_by_key(key: str, keys: list, columns: dict[str, list]) -> tuple[str, l
     return ", ".join(sets), args
 
 
-def _store_links(s: Session, job_id: str, accepted: list[PageOutcome], room: int,
-                 report: CommitReport) -> None:
+def _store_links(s: Session, job_id: str, offered: list[NewPage], room: int, report: CommitReport) -> None:
+    """Insert-if-absent the offered links while the job has room; counts into `report`."""
     links: dict[str, NewPage] = {}
-    for o in accepted:
-        for link in o.links:
-            known = links.get(link.url_hash)
-            if known is None:
-                links[link.url_hash] = link
-            elif (link.depth, link.priority) != (known.depth, known.priority):
-                # the smallest depth, and the best priority any page gave it
-                shallow = known if known.depth <= link.depth else link
-                links[link.url_hash] = dataclasses.replace(shallow, priority=min(known.priority, link.priority))
+    for link in offered:
+        links[link.url_hash] = _better(links.get(link.url_hash), link)
     if not links:
         return
     if len(links) <= room:
-        report.inserted = _insert_pages(s, job_id, list(links.values()))
+        report.inserted += _insert_pages(s, job_id, list(links.values()))
         report.known_hashes.update(links)
         return
     # Fewer free places than candidates: one at a time, so the cap is exact
     # and links that already have a row are not counted against it.
     query = s.dialect.insert_if_absent("pages", _PAGE_COLUMNS)
+    inserted = 0
     for key, p in links.items():
-        if report.inserted >= room:
+        if inserted >= room:
             report.capped = True
             break
-        report.inserted += max(0, s.execute(query, (job_id, p.url, key, p.host, p.site, p.depth, PENDING,
-                                                    p.priority)))
+        inserted += max(0, s.execute(query, (job_id, p.url, key, p.host, p.site, p.depth, PENDING,
+                                             p.priority)))
         report.known_hashes.add(key)
-    report.capped = report.capped or report.inserted >= room
+    report.inserted += inserted
+    report.capped = report.capped or inserted >= room
 
 
 def _store_aliases(s: Session, job_id: str, accepted: list[PageOutcome], now: float,
