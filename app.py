@@ -158,26 +158,48 @@ def read_body_in_time():
 
     A client announcing a 1 MB body and sending 12 bytes would otherwise hold
     its connection (and a greenlet) until it gave up. The deadline covers the
-    whole body under gevent and every single read under any worker class;
-    bodies above the size limit are left unread for the 413 of their route.
+    whole body under gevent and every single read under any worker class.
+    gunicorn has already undone a chunked transfer coding, so the route gets
+    the plain bytes with their length (Bottle would decode the chunks again);
+    framing gunicorn cannot parse is a 400, more than TRAWL_MAX_BODY_BYTES a
+    413. Bodies announced above the limit are left unread for their route's 413.
     """
-    sock = request.environ.get("gunicorn.socket")
+    environ = request.environ
+    sock = environ.get("gunicorn.socket")
     length = request.content_length
     chunked = "chunked" in header("Transfer-Encoding").lower()
-    if sock is None or not (length > 0 or chunked) or length > SETTINGS.max_body_bytes:
+    limit = SETTINGS.max_body_bytes
+    if sock is None or not (length > 0 or chunked) or length > limit:
         return
     budget = SETTINGS.body_read_timeout_s
     previous = sock.gettimeout()
     sock.settimeout(budget)
     try:
         with gevent.Timeout(budget, TimeoutError):
-            request.body  # noqa: B018 - Bottle reads the body now and keeps it for the route
+            body = _read_up_to(environ["wsgi.input"], limit + 1)
     except OSError:  # socket.timeout is a TimeoutError
         # Nothing more will be read: the server finds the stream at its end and closes.
         _shutdown_reading(sock)
         raise fail(408, "request body not received in time", {"body": f"not received within {budget:g} s"}) from None
+    except Exception as exc:  # gunicorn's parse errors: what the client sent is not HTTP framing
+        _shutdown_reading(sock)
+        raise fail(400, "malformed request body", {"body": str(exc)[:200] or type(exc).__name__}) from None
     finally:
         sock.settimeout(previous)
+    if len(body) > limit:
+        _shutdown_reading(sock)
+        raise fail(413, "request body too large", {"body": f"at most {limit} bytes"})
+    environ["wsgi.input"] = io.BytesIO(body)
+    environ["CONTENT_LENGTH"] = str(len(body))
+    environ.pop("HTTP_TRANSFER_ENCODING", None)
+
+
+def _read_up_to(stream, limit: int) -> bytes:
+    parts, size = [], 0
+    while size < limit and (part := stream.read(min(65536, limit - size))):
+        parts.append(part)
+        size += len(part)
+    return b"".join(parts)
 
 
 def _shutdown_reading(sock) -> None:
