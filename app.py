@@ -18,6 +18,7 @@ import socket
 import sys
 import time
 import weakref
+from collections import OrderedDict
 from urllib.parse import quote, urlsplit
 
 import bottle
@@ -157,26 +158,48 @@ def read_body_in_time():
 
     A client announcing a 1 MB body and sending 12 bytes would otherwise hold
     its connection (and a greenlet) until it gave up. The deadline covers the
-    whole body under gevent and every single read under any worker class;
-    bodies above the size limit are left unread for the 413 of their route.
+    whole body under gevent and every single read under any worker class.
+    gunicorn has already undone a chunked transfer coding, so the route gets
+    the plain bytes with their length (Bottle would decode the chunks again);
+    framing gunicorn cannot parse is a 400, more than TRAWL_MAX_BODY_BYTES a
+    413. Bodies announced above the limit are left unread for their route's 413.
     """
-    sock = request.environ.get("gunicorn.socket")
+    environ = request.environ
+    sock = environ.get("gunicorn.socket")
     length = request.content_length
     chunked = "chunked" in header("Transfer-Encoding").lower()
-    if sock is None or not (length > 0 or chunked) or length > SETTINGS.max_body_bytes:
+    limit = SETTINGS.max_body_bytes
+    if sock is None or not (length > 0 or chunked) or length > limit:
         return
     budget = SETTINGS.body_read_timeout_s
     previous = sock.gettimeout()
     sock.settimeout(budget)
     try:
         with gevent.Timeout(budget, TimeoutError):
-            request.body  # noqa: B018 - Bottle reads the body now and keeps it for the route
+            body = _read_up_to(environ["wsgi.input"], limit + 1)
     except OSError:  # socket.timeout is a TimeoutError
         # Nothing more will be read: the server finds the stream at its end and closes.
         _shutdown_reading(sock)
         raise fail(408, "request body not received in time", {"body": f"not received within {budget:g} s"}) from None
+    except Exception as exc:  # gunicorn's parse errors: what the client sent is not HTTP framing
+        _shutdown_reading(sock)
+        raise fail(400, "malformed request body", {"body": str(exc)[:200] or type(exc).__name__}) from None
     finally:
         sock.settimeout(previous)
+    if len(body) > limit:
+        _shutdown_reading(sock)
+        raise fail(413, "request body too large", {"body": f"at most {limit} bytes"})
+    environ["wsgi.input"] = io.BytesIO(body)
+    environ["CONTENT_LENGTH"] = str(len(body))
+    environ.pop("HTTP_TRANSFER_ENCODING", None)
+
+
+def _read_up_to(stream, limit: int) -> bytes:
+    parts, size = [], 0
+    while size < limit and (part := stream.read(min(65536, limit - size))):
+        parts.append(part)
+        size += len(part)
+    return b"".join(parts)
 
 
 def _shutdown_reading(sock) -> None:
@@ -518,7 +541,7 @@ def stream_jsonl(rows, filename: str):
 
 @routes.get("/api/jobs/<job_id>/sites")
 def list_sites(job_id: str):
-    load_job_or_404(job_id)
+    job = load_job_or_404(job_id)
     state = request.query.get("state") or None
     if state and state not in sites.SITE_STATES:
         raise fail(400, "unknown site state", {"state": "one of " + ", ".join(sites.SITE_STATES)})
@@ -534,11 +557,35 @@ def list_sites(job_id: str):
         raise fail(400, "unknown sort", {"sort": "one of " + ", ".join(sites.SORTS)})
     limit = int_param("limit", 100, 1, 1000)
     offset = int_param("offset", 0, 0, 10**9)
-    rows, total = sites.list_sites(DB, job_id, limit, offset, state, sort)
-    body = {"sites": rows, "total": total}
+    counts = site_counts(job)
+    body = {"sites": sites.page_of_sites(DB, job_id, limit, offset, state, sort),
+            "total": counts[state] if state else sum(counts.values())}
     if request.query.get("counts") == "1":  # the job page's filter buttons, in the same round trip
-        body["states"] = sites.count_by_state(DB, job_id)
+        body["states"] = counts
     return json_response(body)
+
+
+SITE_COUNTS_KEPT = 256
+
+
+def site_counts(job: dict) -> dict[str, int]:
+    """The job's sites by state, counted once per job version in this process.
+
+    Counting walks the job's sites (O(sites): ~10 ms at 20,000 on SQLite),
+    while every change to a site row bumps the job's version in the same
+    transaction, so (job, version) names one exact answer: a finished job's
+    pages cost one index walk of `limit` rows each.
+    """
+    cache = request.app.config.get("trawl.site_counts")
+    if cache is None:
+        cache = request.app.config["trawl.site_counts"] = OrderedDict()
+    key = (job["id"], int(job["version"]))
+    counts = cache.get(key)
+    if counts is None:
+        counts = cache[key] = sites.count_by_state(DB, job["id"])
+        while len(cache) > SITE_COUNTS_KEPT:
+            cache.popitem(last=False)
+    return counts
 
 
 @routes.get("/api/jobs/<job_id>/pages")
@@ -769,6 +816,7 @@ def job_page(job_id: str):
     except JobNotFound:
         return render("missing", 404, title="Trawl · no such job", job_id=job_id)
     doc = progress.job_document(job, live_workers_for(job_id))
+    doc["notify"] = job_notify(job)
     return render("job", title=f"Trawl · {job['name'] or job_id}", job=doc,
                   initial=json.dumps(doc, separators=(",", ":")))
 

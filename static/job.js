@@ -346,6 +346,35 @@
   }
   $('e-site-clear').addEventListener('click', () => showSiteAddresses(''));
 
+  // -- the completion webhook, when the job has one ------------------------------------
+
+  const notifyUrl = (current.options || {}).notify_url;
+  const STATE_LOOK = { pending: 'crawling', delivered: 'done', failed: 'unreachable' };
+
+  function renderNotify(notify) {
+    const line = $('notify-line');
+    line.hidden = !notify;
+    if (!notify) return;
+    line.querySelector('[data-url]').textContent = notifyUrl || '';
+    const badge = line.querySelector('[data-state]');
+    badge.textContent = notify.state;
+    badge.dataset.state = STATE_LOOK[notify.state] || notify.state;
+    const tries = notify.attempts ? `after ${notify.attempts} ${notify.attempts === 1 ? 'attempt' : 'attempts'}` : '';
+    const detail = notify.state === 'pending' && !FINISHED.includes(current.status)
+      ? 'sent when the job ends' : [tries, notify.last_error].filter(Boolean).join(' · ');
+    line.querySelector('[data-detail]').textContent = detail;
+  }
+
+  // Read the job object again after it ended, until the delivery settles.
+  const notifyWatch = new Trawl.Repeater(async () => {
+    if (!FINISHED.includes(current.status)) return 5000;
+    const resp = await api(base);
+    if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
+    const notify = (await resp.json()).notify;
+    renderNotify(notify);
+    return notify && notify.state === 'pending' ? 3000 : null;
+  });
+
   // -- workers on this job ---------------------------------------------------------------
 
   const workers = new Trawl.Repeater(async () => {
@@ -374,6 +403,8 @@
   setInterval(() => {
     if (!document.hidden && !FINISHED.includes(current.status)) chart.add(ended(current.pages));
   }, 2000);
+  renderNotify(current.notify);
+  if (current.notify) notifyWatch.start();
   loadSites();
   loadEmails();
   loadFailed();

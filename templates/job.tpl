@@ -15,6 +15,7 @@
     <span id="waiting" class="waiting"{{'' if job.get('waiting_for') else ' hidden'}}>waiting for workers</span>
     <span id="live" class="live" data-state="connecting" role="status">connecting…</span>
   </p>
+  <p id="notify-line" class="muted small" hidden>Webhook <code data-url></code>: <span class="site-state" data-state></span> <span data-detail></span></p>
   <div class="check live-toggle">
     <input type="checkbox" id="f-sse" data-live-toggle>
     <label for="f-sse">Live updates (SSE)</label>

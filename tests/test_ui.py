@@ -696,3 +696,39 @@ def test_sites_table_pages_ten_thousand_sites_on_the_server(page, trawl):
     site_calls = [u for u in page.requests if "/sites?" in u]
     assert site_calls and all("limit=25" in u for u in site_calls)  # never the whole list
     assert page.errors == []
+
+
+@pytest.mark.browser
+def test_job_page_shows_the_webhook_delivery(page, trawl):
+    from playwright.sync_api import expect
+
+    from tests.test_notify import Receiver
+    from trawl.config import Settings
+    from trawl.notify import Notifier
+
+    hook = Receiver()
+    try:
+        job_id = call("POST", trawl.url("/api/jobs"), {"urls": ["https://example.org/"],
+                                                       "notify_url": hook.url}).json()["id"]
+        page.goto(trawl.url(f"/jobs/{job_id}"))
+        line = page.locator("#notify-line")
+        expect(line).to_contain_text("pending")
+        expect(line).to_contain_text("sent when the job ends")
+        trawl.action(job_id, "cancel")
+        expect_status(page, "cancelled")
+        notifier = Notifier(Settings(database_url=trawl.server.database_url, allow_private_networks=True),
+                            "ui-test")
+        deadline = time.monotonic() + 10
+        while hook.count() == 0 and time.monotonic() < deadline:
+            notifier.step(trawl.db)
+            time.sleep(0.05)
+        while notifier.in_flight:
+            notifier.step(trawl.db)
+        notifier.close(trawl.db)
+        expect(line).to_contain_text("delivered", timeout=10_000)
+        expect(line).to_contain_text("after 1 attempt")
+        assert json.loads(hook.requests[0][1])["status"] == "cancelled"
+        screenshot(page, "job-webhook-delivered.png")
+        assert page.errors == []
+    finally:
+        hook.stop()

@@ -255,15 +255,34 @@ def _filter(job_id: str, state: str | None) -> tuple[str, tuple]:
 
 def list_sites(db: Database, job_id: str, limit: int, offset: int, state: str | None = None,
                sort: str = "site") -> tuple[list[dict], int]:
+    """One page of sites and how many match (the count walks the job's index: O(sites))."""
     where, args = _filter(job_id, state)
     with db.read() as s:
         total = int(s.scalar(f"SELECT COUNT(*) FROM sites WHERE {where}", args))
-        rows = s.all(
-            f"SELECT {', '.join(SITE_FIELDS)} FROM sites WHERE {where} "
-            f"ORDER BY {SORTS[sort]} LIMIT ? OFFSET ?",
+    return page_of_sites(db, job_id, limit, offset, state, sort), total
+
+
+def page_of_sites(db: Database, job_id: str, limit: int, offset: int, state: str | None = None,
+                  sort: str = "site") -> list[dict]:
+    """One page of sites: the names from one walk of an index of (job_id, ...), then their rows.
+
+    The walk reads only the index (`offset + limit` entries); the rows are
+    read for the page alone. One query would fetch every skipped row too
+    (SQLite does for OFFSET): ~10 ms deep into 20,000 sites.
+    """
+    where, args = _filter(job_id, state)
+    with db.read() as s:
+        names = [r["site"] for r in s.all(
+            f"SELECT site FROM sites WHERE {where} ORDER BY {SORTS[sort]} LIMIT ? OFFSET ?",
             (*args, limit, offset),
-        )
-    return [site_document(r) for r in rows], total
+        )]
+        if not names:
+            return []
+        rows = {r["site"]: r for r in s.all(
+            f"SELECT {', '.join(SITE_FIELDS)} FROM sites WHERE job_id = ? AND site IN ({_marks(names)})",
+            (job_id, *names),
+        )}
+    return [site_document(rows[name]) for name in names if name in rows]
 
 
 def iter_sites(db: Database, job_id: str, state: str | None = None, page: int = 1000) -> Iterator[dict]:
