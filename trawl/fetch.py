@@ -277,16 +277,11 @@ class _Slot:
         return None
 
     def _on_open_socket(self, purpose: int, address) -> socket.socket | int:
-        family, socktype, protocol, peer = address
-        if family not in (socket.AF_INET, socket.AF_INET6):
-            self.refused = "refused: not an IP connection"
+        opened = open_checked_socket(self.guard, address)
+        if isinstance(opened, str):
+            self.refused = opened
             return pycurl.SOCKET_BAD
-        try:
-            self.guard.check_address(peer[0])
-        except AddressRefused as refusal:
-            self.refused = str(refusal)
-            return pycurl.SOCKET_BAD
-        return socket.socket(family, socktype, protocol)
+        return opened
 
     # after the transfer
 
@@ -325,6 +320,23 @@ class _Slot:
             outcome=outcome,
             body=body if request.raw else None,
         )
+
+
+def open_checked_socket(guard: AddressGuard, address) -> socket.socket | str:
+    """A socket for libcurl's OPENSOCKETFUNCTION, or the refusal when the peer is not allowed.
+
+    Every transfer that leaves the process (pages, robots.txt, sitemaps, webhooks)
+    opens its sockets here, so the SSRF rule is checked on the address really
+    connected to, redirects and DNS rebinding included.
+    """
+    family, socktype, protocol, peer = address
+    if family not in (socket.AF_INET, socket.AF_INET6):
+        return "refused: not an IP connection"
+    try:
+        guard.check_address(peer[0])
+    except AddressRefused as refusal:
+        return str(refusal)
+    return socket.socket(family, socktype, protocol)
 
 
 def _is_success(status: int | None) -> bool:

@@ -29,7 +29,6 @@ import hashlib
 import hmac
 import json
 import logging
-import socket
 import time
 from dataclasses import dataclass, field
 
@@ -37,7 +36,8 @@ import pycurl
 
 from trawl import progress
 from trawl.config import Settings
-from trawl.ssrf import AddressGuard, AddressRefused
+from trawl.fetch import open_checked_socket
+from trawl.ssrf import AddressGuard
 from trawl.store import deliveries, job_rows
 from trawl.store.database import Database
 
@@ -177,16 +177,11 @@ class Notifier:
             transfer.answer += data[:room]
 
     def _open_socket(self, transfer: _Transfer, address):
-        family, socktype, protocol, peer = address
-        if family not in (socket.AF_INET, socket.AF_INET6):
-            transfer.refused = "refused: not an IP connection"
+        opened = open_checked_socket(self._guard, address)
+        if isinstance(opened, str):
+            transfer.refused = opened
             return pycurl.SOCKET_BAD
-        try:
-            self._guard.check_address(peer[0])
-        except AddressRefused as refusal:
-            transfer.refused = str(refusal)
-            return pycurl.SOCKET_BAD
-        return socket.socket(family, socktype, protocol)
+        return opened
 
     def _drive(self, db: Database) -> None:
         while self._multi.perform()[0] == pycurl.E_CALL_MULTI_PERFORM:
