@@ -48,6 +48,9 @@ class Answer:
     error: str | None = None
 
 
+LOOPBACK = Answer(("127.0.0.1", "::1"))
+
+
 def is_ip_literal(host: str) -> bool:
     try:
         ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
@@ -56,8 +59,18 @@ def is_ip_literal(host: str) -> bool:
     return True
 
 
+def is_localhost_name(host: str) -> bool:
+    name = host.lower().rstrip(".")
+    return name == "localhost" or name.endswith(".localhost")
+
+
 def resolve_now(host: str) -> Answer:
     """One blocking lookup through the system resolver (runs in a lookup thread)."""
+    if is_localhost_name(host):
+        # RFC 6761: "localhost" and every name under it are loopback, without
+        # asking any resolver (glibc does not know "x.localhost"; libcurl, which
+        # resolved names before this module, answers them itself the same way).
+        return LOOPBACK
     try:
         infos = socket.getaddrinfo(host, None, socket.AF_UNSPEC, socket.SOCK_STREAM)
     except socket.gaierror as exc:
