@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.crawl import fresh_database, reap, spawn, write_script  # noqa: E402
+from bench.crawl import fresh_database, reap, spawn, start_nginx_with, write_script  # noqa: E402
 from tests.site import contact_site  # noqa: E402
 
 WORKER = textwrap.dedent("""
@@ -70,35 +70,15 @@ def write_sites(root: Path, sites: int, pages: int) -> dict[str, set[str]]:
 
 
 def start_nginx(root: Path, work: Path, port: int) -> subprocess.Popen:
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    conf = work / "nginx.conf"
-    (work / "tmp").mkdir(exist_ok=True)
-    conf.write_text(textwrap.dedent(f"""
-        worker_processes 1;
-        pid {work}/nginx.pid;
-        error_log {work}/nginx-error.log warn;
-        events {{ worker_connections 4096; }}
-        http {{
-            access_log off;
-            default_type text/html;
-            keepalive_requests 100000;
-            client_body_temp_path {work}/tmp; proxy_temp_path {work}/tmp; fastcgi_temp_path {work}/tmp;
-            uwsgi_temp_path {work}/tmp; scgi_temp_path {work}/tmp;
-            server {{
-                listen 127.0.0.1:{port};
-                server_name ~^(?<site>s\\d+)\\.localhost$;
-                root {root}/$site;
-                location / {{ try_files $uri/index.html =404; }}
-            }}
-        }}
-    """))
-    proc = subprocess.Popen([nginx, "-c", str(conf), "-p", str(work), "-g", "daemon off;"])
-    deadline = time.monotonic() + 10
-    while not (work / "nginx.pid").exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            sys.exit(f"nginx did not start: {(work / 'nginx-error.log').read_text()}")
-        time.sleep(0.05)
-    return proc
+    """One nginx serving site sN at sN.localhost from root/sN."""
+    server = f"""
+        server {{
+            listen 127.0.0.1:{port};
+            server_name ~^(?<site>s\\d+)\\.localhost$;
+            root {root}/$site;
+            location / {{ try_files $uri/index.html =404; }}
+        }}"""
+    return start_nginx_with(server, work, f"http://127.0.0.1:{port}/")
 
 
 def crawl(order: str, truth: dict[str, set[str]], port: int, budget: int, workers: int, work: Path,

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import random
-import secrets
 import sys
 import tempfile
 import time
@@ -37,28 +36,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.crawl import fresh_database  # noqa: E402
+
 STATES = ("done",) * 80 + ("unreachable",) * 12 + ("blocked",) * 5 + ("crawling",) * 3
 
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def mysql_database() -> tuple[str, callable]:
-    import pymysql
-
-    name = f"trawl_bench_sites_{secrets.token_hex(3)}"
-    admin = pymysql.connect(host="127.0.0.1", port=3306, user="root", autocommit=True)
-    with admin.cursor() as cur:
-        cur.execute(f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
-
-    def drop():
-        with admin.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS {name}")
-        admin.close()
-
-    return f"mysql://root:@127.0.0.1:3306/{name}", drop
 
 
 def fill(db, n_sites: int, n_pages: int) -> str:
@@ -190,10 +175,7 @@ def main(argv: list[str]) -> int:
     print(f"{'db':8} {'query':34} {'p50 ms':>8} {'p99 ms':>8}")
     for kind in args.db.split(","):
         tmp = Path(tempfile.mkdtemp(prefix="trawl-bench-sites-"))
-        drop = None
-        url = f"sqlite:///{tmp / 'sites.db'}" if kind == "sqlite" else None
-        if kind == "mysql":
-            url, drop = mysql_database()
+        url, drop = fresh_database(kind, tmp)
         db = open_database(url, migrate_now=True)
         try:
             started = time.monotonic()
@@ -236,10 +218,7 @@ def main_commit(args) -> int:
     print(f"{'db':8} {'sites':5} {'mean ms':>8} {'p50 ms':>8} {'p90 ms':>8}")
     for kind in args.db.split(","):
         tmp = Path(tempfile.mkdtemp(prefix="trawl-bench-commit-"))
-        drop = None
-        url = f"sqlite:///{tmp / 'commit.db'}" if kind == "sqlite" else None
-        if kind == "mysql":
-            url, drop = mysql_database()
+        url, drop = fresh_database(kind, tmp)
         db = open_database(url, migrate_now=True)
         try:
             times = commit_cost(db, args.commit_batches)
