@@ -404,10 +404,12 @@ def test_workers_die_with_a_killed_supervisor(tmp_path, sqlite_url, site, cleanu
 def test_two_hosts_share_one_job_and_fetch_each_page_once(tmp_path, mysql_db, cleanup):
     """Two supervisors presenting different hosts, one job over four sites, MariaDB between them.
 
-    Workers partition a job by site host (frontier.claim_pages), so the job
-    has four sites (127.0.0.2-5) for the four workers to share.
+    Workers partition a job by site host (frontier.claim_pages), and a
+    worker's first claim takes up to half of the hosts nobody holds; with
+    eight sites (127.0.0.2-9) some are still free when the second host's
+    workers make their first claim, however the two pools' start-ups interleave.
     """
-    sites = [TestSite(host=f"127.0.0.{n}").start() for n in range(2, 6)]
+    sites = [TestSite(host=f"127.0.0.{n}").start() for n in range(2, 10)]
     try:
         truths = [generate_site(s, pages=60, seed=80 + n) for n, s in enumerate(sites)]
         for s in sites:
